@@ -1,0 +1,325 @@
+"""Every differentiable operation: analytic gradient against central differences in float64, over
+hypothesis-generated shapes, broadcasting, strides, paddings and kernel sizes; forward values against NumPy."""
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings, strategies as st
+
+import tinyconv.functional as F
+from tinyconv import Tensor, gradcheck
+
+settings.register_profile("tinyconv", max_examples=25, deadline=None, derandomize=True)
+settings.load_profile("tinyconv")
+
+seeds = st.integers(0, 2**31 - 1)
+small_shapes = st.lists(st.integers(1, 4), min_size=0, max_size=3).map(tuple)
+
+
+@st.composite
+def broadcast_pair(draw):
+    """Two shapes that broadcast: the second drops leading axes and sets some axes to 1."""
+    shape = draw(st.lists(st.integers(1, 4), min_size=1, max_size=3).map(tuple))
+    drop = draw(st.integers(0, len(shape)))
+    other = tuple(1 if draw(st.booleans()) else n for n in shape[drop:])
+    return (shape, other) if draw(st.booleans()) else (other, shape)
+
+
+def randn(seed, shape, low=None):
+    x = np.random.default_rng(seed).standard_normal(shape)
+    return x if low is None else np.abs(x) + low
+
+
+# ----- elementwise ----------------------------------------------------------------------------------------------
+@given(broadcast_pair(), seeds, st.sampled_from(["add", "sub", "mul", "div", "maximum", "pow"]))
+def test_binary_ops_broadcast_gradients(shapes, seed, op):
+    a = randn(seed, shapes[0], low=0.5)  # positive: a valid base for pow
+    b = randn(seed + 1, shapes[1], low=0.5) * (1 if op in ("div", "pow") else np.sign(randn(seed + 2, shapes[1])))
+    fn = getattr(F, op)
+    expected = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide, "maximum": np.maximum,
+                "pow": np.power}[op](a, b)
+    np.testing.assert_allclose(fn(a, b).data, expected, rtol=1e-12)
+    assert gradcheck(fn, a, b)
+
+
+@given(small_shapes, seeds, st.sampled_from(["neg", "exp", "log", "sqrt", "relu", "sigmoid", "tanh", "clip"]))
+def test_unary_ops_gradients(shape, seed, op):
+    x = randn(seed, shape)
+    if op in ("log", "sqrt"):
+        x = np.abs(x) + 0.3
+    if op == "relu":  # keep away from the kink at 0, where no derivative exists
+        x = x + 0.1 * np.sign(x)
+    if op == "clip":
+        x = np.where(np.abs(np.abs(x) - 0.5) < 0.05, x + 0.1, x)
+        assert gradcheck(lambda t: F.clip(t, -0.5, 0.5), x)
+        np.testing.assert_array_equal(F.clip(x, -0.5, 0.5).data, np.clip(x, -0.5, 0.5))
+        return
+    fn = getattr(F, op)
+    expected = {"neg": np.negative, "exp": np.exp, "log": np.log, "sqrt": np.sqrt, "relu": lambda v: np.maximum(v, 0),
+                "sigmoid": lambda v: 1 / (1 + np.exp(-v)), "tanh": np.tanh}[op](x)
+    np.testing.assert_allclose(fn(x).data, expected, rtol=1e-12, atol=1e-15)
+    assert gradcheck(fn, x)
+
+
+def test_operators_match_functions():
+    a, b = Tensor(randn(0, (2, 3))), Tensor(randn(1, (3,)))
+    np.testing.assert_allclose((a + b - 2 * a / b ** 2 + (-a)).data,
+                               a.data + b.data - 2 * a.data / b.data ** 2 - a.data)
+    np.testing.assert_allclose((1 - a).data, 1 - a.data)
+    np.testing.assert_allclose((2 / b).data, 2 / b.data)
+    np.testing.assert_allclose((a @ b).data, a.data @ b.data)
+    np.testing.assert_allclose(a.exp().log().data, a.data)
+
+
+# ----- reductions and shapes ------------------------------------------------------------------------------------
+@given(st.lists(st.integers(1, 4), min_size=1, max_size=4).map(tuple), seeds, st.data(),
+       st.sampled_from(["sum", "mean", "max"]), st.booleans())
+def test_reductions(shape, seed, data, op, keepdims):
+    x = randn(seed, shape)
+    axis = data.draw(st.one_of(st.none(), st.integers(-len(shape), len(shape) - 1),
+                               st.sets(st.integers(0, len(shape) - 1), min_size=1).map(tuple)))
+    fn = lambda t: getattr(F, op)(t, axis=axis, keepdims=keepdims)  # noqa: E731
+    np.testing.assert_allclose(fn(x).data, getattr(np, op)(x, axis=axis, keepdims=keepdims), rtol=1e-12)
+    assert gradcheck(fn, x)
+
+
+def test_max_shares_gradient_between_ties():
+    x = Tensor(np.array([[1.0, 3.0, 3.0], [2.0, 0.0, -1.0]]), requires_grad=True)
+    x.max(axis=1).sum().backward()
+    np.testing.assert_array_equal(x.grad, [[0, 0.5, 0.5], [1, 0, 0]])
+
+
+@given(st.sampled_from([((3,), (3,)), ((2, 3), (3,)), ((3,), (3, 4)), ((2, 3), (3, 4)), ((5, 2, 3), (3, 4)),
+                        ((2, 1, 2, 3), (4, 3, 2)), ((4, 3), (2, 3, 5))]), seeds)
+def test_matmul(shapes, seed):
+    a, b = randn(seed, shapes[0]), randn(seed + 1, shapes[1])
+    np.testing.assert_allclose(F.matmul(a, b).data, a @ b, rtol=1e-12)
+    assert gradcheck(F.matmul, a, b)
+
+
+def test_matmul_shape_error_names_both_shapes():
+    with pytest.raises(ValueError, match=r"matmul: shapes \(2, 3\) and \(4, 5\)"):
+        F.matmul(np.ones((2, 3)), np.ones((4, 5)))
+
+
+@given(st.lists(st.integers(1, 4), min_size=1, max_size=4).map(tuple), seeds, st.randoms())
+def test_reshape_transpose(shape, seed, random):
+    x = randn(seed, shape)
+    axes = list(range(len(shape)))
+    random.shuffle(axes)
+    fn = lambda t: F.transpose(F.reshape(t, (-1,) + shape[1:]), axes)  # noqa: E731
+    np.testing.assert_array_equal(fn(x).data, x.transpose(axes))
+    assert gradcheck(fn, x)
+    assert gradcheck(lambda t: t.reshape(-1), x)
+
+
+@given(st.integers(1, 3), st.integers(-3, 2), seeds)
+def test_concat(pieces, axis, seed):
+    arrays = [randn(seed + i, (2, 1 + i, 3) if axis in (1, -2) else (2, 2, 3) if axis != 0 and axis != -3
+                    else (1 + i, 2, 3)) for i in range(pieces)]
+    np.testing.assert_array_equal(F.concat(arrays, axis=axis).data, np.concatenate(arrays, axis=axis))
+    assert gradcheck(lambda *ts: F.concat(ts, axis=axis), *arrays)
+
+
+@pytest.mark.parametrize("index", [(slice(1, None), 0), (Ellipsis, slice(None, None, 2)), 1,
+                                   (np.array([0, 2, 0]),), np.array([[True, False, True, False]] * 3)])
+def test_getitem_gradient_including_repeated_indices(index):
+    x = randn(3, (3, 4))
+    np.testing.assert_array_equal(F.getitem(x, index).data, x[index])
+    assert gradcheck(lambda t: t[index], x)
+
+
+@given(small_shapes.filter(lambda s: len(s) > 0), seeds, st.data())
+def test_pad(shape, seed, data):
+    widths = [tuple(data.draw(st.integers(0, 2)) for _ in range(2)) for _ in shape]
+    x = randn(seed, shape)
+    np.testing.assert_array_equal(F.pad(x, widths, value=1.5).data, np.pad(x, widths, constant_values=1.5))
+    assert gradcheck(lambda t: F.pad(t, widths), x)
+
+
+@given(st.lists(st.integers(1, 5), min_size=1, max_size=3).map(tuple), seeds)
+def test_l2_normalize(shape, seed):
+    x = randn(seed, shape)
+    out = F.l2_normalize(x, axis=-1).data
+    np.testing.assert_allclose(np.linalg.norm(out, axis=-1), 1, rtol=1e-12)
+    assert gradcheck(lambda t: F.l2_normalize(t, axis=-1), x)
+
+
+def test_l2_normalize_of_zero_is_finite():
+    x = Tensor(np.zeros((2, 3)), requires_grad=True)
+    F.l2_normalize(x).sum().backward()
+    assert np.all(np.isfinite(x.grad))
+
+
+# ----- convolution and pooling ------------------------------------------------------------------------------------
+paddings = st.one_of(st.sampled_from(["same", "valid"]), st.integers(0, 2),
+                     st.tuples(st.integers(0, 2), st.integers(0, 2)),
+                     st.tuples(st.tuples(st.integers(0, 2), st.integers(0, 2)),
+                               st.tuples(st.integers(0, 2), st.integers(0, 2))))
+
+
+@st.composite
+def conv_case(draw):
+    kh, kw = draw(st.sampled_from([(1, 1), (3, 3), (1, 3), (3, 1), (2, 2), (1, 7), (7, 1), (2, 3)]))
+    stride = draw(st.one_of(st.integers(1, 3), st.tuples(st.integers(1, 2), st.integers(1, 2))))
+    padding = draw(paddings)
+    n, cin, cout = draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    h, w = draw(st.integers(kh, kh + 4)), draw(st.integers(kw, kw + 4))
+    return (n, h, w, cin), (kh, kw, cin, cout), stride, padding
+
+
+def reference_conv2d(x, w, stride, pads):
+    """Plain NumPy: pad, then for every output position the dot product of the window with the kernel."""
+    sh, sw = stride
+    xp = np.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
+    kh, kw = w.shape[:2]
+    ho, wo = (xp.shape[1] - kh) // sh + 1, (xp.shape[2] - kw) // sw + 1
+    out = np.zeros((x.shape[0], ho, wo, w.shape[3]))
+    for i in range(ho):
+        for j in range(wo):
+            window = xp[:, i * sh:i * sh + kh, j * sw:j * sw + kw, :]
+            out[:, i, j, :] = np.tensordot(window, w, axes=([1, 2, 3], [0, 1, 2]))
+    return out
+
+
+@given(conv_case(), seeds, st.booleans())
+def test_conv2d_forward_and_gradients(case, seed, with_bias):
+    x_shape, w_shape, stride, padding = case
+    x, w = randn(seed, x_shape), randn(seed + 1, w_shape)
+    b = randn(seed + 2, w_shape[3]) if with_bias else None
+    stride2 = (stride, stride) if isinstance(stride, int) else stride
+    pads = F.resolve_padding(padding, x_shape[1:3], w_shape[:2], stride2)
+    expected = reference_conv2d(x, w, stride2, pads) + (0 if b is None else b)
+    np.testing.assert_allclose(F.conv2d(x, w, b, stride, padding).data, expected, rtol=1e-10, atol=1e-12)
+    inputs = (x, w) if b is None else (x, w, b)
+    assert gradcheck(lambda *t: F.conv2d(*t[:2], t[2] if len(t) > 2 else None, stride, padding), *inputs)
+
+
+@pytest.mark.parametrize("size, kernel, stride, expected", [
+    (7, 3, 2, ((1, 1), (1, 1))),   # out 4: total pad (4-1)*2+3-7 = 2
+    (8, 3, 2, ((0, 1), (0, 1))),   # out 4: total pad 1, the smaller half (0) at the top/left
+    (17, 7, 1, ((3, 3), (3, 3))),
+    (5, 1, 2, ((0, 0), (0, 0))),
+])
+def test_same_padding_follows_tensorflow(size, kernel, stride, expected):
+    assert F.resolve_padding("same", (size, size), (kernel, kernel), (stride, stride)) == expected
+
+
+def test_conv2d_bad_input_names_operation_and_shapes():
+    with pytest.raises(ValueError, match=r"conv2d: input has 3 channels \(shape \(1, 5, 5, 3\)\).*\(3, 3, 4, 2\)"):
+        F.conv2d(np.ones((1, 5, 5, 3)), np.ones((3, 3, 4, 2)))
+    with pytest.raises(ValueError, match="NHWC"):
+        F.conv2d(np.ones((5, 5, 3)), np.ones((3, 3, 3, 2)))
+    with pytest.raises(ValueError, match="does not fit"):
+        F.conv2d(np.ones((1, 2, 2, 3)), np.ones((3, 3, 3, 2)))
+    with pytest.raises(TypeError, match="float32.*float64"):
+        F.conv2d(np.ones((1, 5, 5, 3), np.float32), np.ones((3, 3, 3, 2)))
+
+
+@st.composite
+def pool_case(draw):
+    size = draw(st.sampled_from([(2, 2), (3, 3), (1, 2), (3, 2)]))
+    stride = draw(st.one_of(st.none(), st.integers(1, 3), st.tuples(st.integers(1, 2), st.integers(1, 3))))
+    padding = draw(st.one_of(st.sampled_from(["same", "valid"]), st.integers(0, 1)))
+    return (draw(st.integers(1, 2)), draw(st.integers(size[0], 7)), draw(st.integers(size[1], 7)),
+            draw(st.integers(1, 3))), size, stride, padding
+
+
+@given(pool_case(), seeds, st.sampled_from(["max", "avg"]))
+def test_pooling_forward_and_gradients(case, seed, kind):
+    x_shape, size, stride, padding = case
+    assume(padding in ("same", "valid") or padding < min(size))
+    x = np.random.default_rng(seed).permutation(np.prod(x_shape)).reshape(x_shape) * 0.1  # no ties
+    fn = lambda t: getattr(F, f"{kind}_pool2d")(t, size, stride, padding)  # noqa: E731
+    stride2 = size if stride is None else (stride, stride) if isinstance(stride, int) else stride
+    (pt, pb), (pl, pr) = F.resolve_padding(padding, x_shape[1:3], size, stride2)
+    ho, wo = (x_shape[1] + pt + pb - size[0]) // stride2[0] + 1, (x_shape[2] + pl + pr - size[1]) // stride2[1] + 1
+    ref = np.zeros((x_shape[0], ho, wo, x_shape[3]))
+    for i in range(ho):
+        for j in range(wo):
+            rows = slice(max(i * stride2[0] - pt, 0), min(i * stride2[0] - pt + size[0], x_shape[1]))
+            cols = slice(max(j * stride2[1] - pl, 0), min(j * stride2[1] - pl + size[1], x_shape[2]))
+            ref[:, i, j] = (x[:, rows, cols].max if kind == "max" else x[:, rows, cols].mean)(axis=(1, 2))
+    np.testing.assert_allclose(fn(x).data, ref, rtol=1e-12)
+    assert gradcheck(fn, x)
+
+
+def test_max_pool_tie_gives_gradient_to_first_cell():
+    x = Tensor(np.ones((1, 2, 2, 1)), requires_grad=True)
+    F.max_pool2d(x, 2).sum().backward()
+    np.testing.assert_array_equal(x.grad[0, :, :, 0], [[1, 0], [0, 0]])
+
+
+def test_pool_padding_must_be_smaller_than_window():
+    with pytest.raises(ValueError, match="max_pool2d: padding"):
+        F.max_pool2d(np.ones((1, 4, 4, 1)), 2, 2, padding=2)
+
+
+def test_avg_pool_same_counts_only_real_cells():
+    out = F.avg_pool2d(np.ones((1, 3, 3, 1)), 3, 1, "same").data
+    np.testing.assert_allclose(out, 1.0)
+
+
+@given(st.integers(1, 3), st.integers(1, 4), st.integers(1, 4), st.integers(1, 3), seeds)
+def test_global_avg_pool(n, h, w, c, seed):
+    x = randn(seed, (n, h, w, c))
+    np.testing.assert_allclose(F.global_avg_pool2d(x).data, x.mean(axis=(1, 2)))
+    assert gradcheck(F.global_avg_pool2d, x)
+
+
+# ----- normalisation, dropout, dense -----------------------------------------------------------------------------
+@given(st.sampled_from([(4, 3), (2, 3, 2, 5), (3, 1, 1, 2)]), seeds, st.booleans(), st.booleans(), st.booleans())
+def test_batch_norm(shape, seed, training, with_gamma, with_beta):
+    c = shape[-1]
+    x = randn(seed, shape)
+    mean, var = randn(seed + 1, c), randn(seed + 2, c, low=0.5)
+    gamma = randn(seed + 3, c) if with_gamma else None
+    beta = randn(seed + 4, c) if with_beta else None
+    axes = tuple(range(len(shape) - 1))
+    mu, s2 = (x.mean(axis=axes), x.var(axis=axes)) if training else (mean, var)
+    expected = (x - mu) / np.sqrt(s2 + 1e-3) * (1 if gamma is None else gamma) + (0 if beta is None else beta)
+    running_mean, running_var = mean.copy(), var.copy()
+    out = F.batch_norm(x, running_mean, running_var, gamma, beta, training=training)
+    np.testing.assert_allclose(out.data, expected, rtol=1e-10, atol=1e-12)
+    if training:  # running statistics move 1% of the way to the batch's (Keras momentum 0.99)
+        n = x.size // c
+        np.testing.assert_allclose(running_mean, 0.99 * mean + 0.01 * mu)
+        np.testing.assert_allclose(running_var, 0.99 * var + 0.01 * s2 * n / max(n - 1, 1))
+    params = [p for p in (gamma, beta) if p is not None]
+
+    def fn(t, *ps):
+        ps = list(ps)
+        g = ps.pop(0) if gamma is not None else None
+        b = ps.pop(0) if beta is not None else None
+        return F.batch_norm(t, mean.copy(), var.copy(), g, b, training=training)
+    assert gradcheck(fn, x, *params)
+
+
+def test_dropout_scales_kept_values_and_is_identity_at_inference():
+    x = Tensor(np.ones((1000,)), requires_grad=True)
+    y = F.dropout(x, 0.25, training=True, rng=np.random.default_rng(0))
+    kept = y.data != 0
+    assert 0.7 < kept.mean() < 0.8
+    np.testing.assert_allclose(y.data[kept], 1 / 0.75)
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad, y.data)  # d/dx = mask / (1 - rate)
+    assert F.dropout(x, 0.25, training=False) is x
+
+
+@given(st.sampled_from([(3,), (2, 3), (2, 4, 3)]), st.integers(1, 4), st.booleans(), seeds)
+def test_linear(x_shape, out_features, with_bias, seed):
+    x, w = randn(seed, x_shape), randn(seed + 1, (x_shape[-1], out_features))
+    b = randn(seed + 2, out_features) if with_bias else None
+    np.testing.assert_allclose(F.linear(x, w, b).data, x @ w + (0 if b is None else b), rtol=1e-12)
+    assert gradcheck(F.linear, x, w, *([b] if with_bias else []))
+
+
+# ----- the gradient check itself --------------------------------------------------------------------------------
+def test_gradcheck_catches_a_wrong_gradient():
+    def wrong_square(t):
+        return Tensor.from_op(t.data ** 2, (t,), lambda g: (g * t.data,), "wrong_square")  # should be 2 t g
+    with pytest.raises(AssertionError, match="gradcheck: input 0"):
+        gradcheck(wrong_square, np.array([1.0, 2.0]))
+
+
+def test_gradcheck_refuses_float32():
+    with pytest.raises(TypeError, match="float64"):
+        gradcheck(F.exp, Tensor(np.ones(2, np.float32)))

@@ -1,0 +1,68 @@
+"""Reading and writing the user's files safely.
+
+Every file tinyconv writes (weights, the face database, generated images) goes through `atomic_write`: the data
+is written to a temporary file in the same folder and renamed over the target only when complete, so an
+interrupted run never leaves a half-written file and never destroys the previous one.
+Images are read through `load_image`, which turns every failure into one clear `ValueError` naming the file.
+"""
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+
+@contextlib.contextmanager
+def atomic_write(path, suffix=None):
+    """Yield a temporary path beside `path`; on success rename it to `path`, on any error delete it.
+
+    The folder must exist (a missing folder is a `FileNotFoundError` naming it, raised before any work).
+    `suffix` defaults to the target's own suffix so libraries that pick a format from the name still work.
+    """
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{path}: the folder {folder} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix if suffix is None else suffix,
+                               dir=folder)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def load_image(path):
+    """Read an image file as an (H, W, 3) uint8 RGB array (grey and RGBA are converted; alpha is dropped).
+
+    Raises ValueError("<path>: ...") for a missing, unreadable or non-image file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such image file")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return np.asarray(im.convert("RGB"), dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        raise ValueError(f"{path}: not a readable image ({e.__class__.__name__}: {e})") from None
+
+
+def save_image(path, rgb):
+    """Write an (H, W, 3) array (uint8, or float in 0..255) to `path` atomically; the format follows the suffix."""
+    path = Path(path)
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"{path}: an image must have shape (H, W, 3), got {rgb.shape}")
+    if rgb.dtype != np.uint8:
+        rgb = np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+    with atomic_write(path) as tmp:
+        fmt = Image.registered_extensions().get(path.suffix.lower())
+        if fmt is None:
+            raise ValueError(f"{path}: unknown image format {path.suffix!r} (use .png or .jpg)")
+        Image.fromarray(rgb).save(tmp, format=fmt, **({"quality": 92} if fmt == "JPEG" else {}))

@@ -1,0 +1,544 @@
+"""Every differentiable operation of tinyconv: the forward computation and, right below it, its backward.
+
+Each operation follows the same pattern:
+
+    def op(x, ...):
+        out = <forward with NumPy or a Numba kernel>
+        def vjp(g):                       # g = dL/d(out)
+            return (<dL/dx>, ...)         # one entry per input, with the formula in a comment
+        return Tensor.from_op(out, (x, ...), vjp, "op")
+
+`vjp` is the vector-Jacobian product: it turns the gradient of the loss with respect to the output into the
+gradients with respect to the inputs. `Tensor.backward` calls them in reverse order (see tensor.py).
+Images are NHWC (batch, height, width, channels); convolution kernels are HWIO (kh, kw, in, out).
+At the bottom, Tensor's operators (+, -, *, /, **, @, [], .sum(), ...) are bound to these functions.
+"""
+import builtins
+import math
+import numbers
+
+import numpy as np
+
+from .kernels import conv as conv_kernels
+from .kernels import pool as pool_kernels
+from .tensor import Tensor, as_array
+
+
+# ----- helpers ------------------------------------------------------------------------------------------------------
+def tensor(x, dtype=None):
+    """`x` as a Tensor (a Tensor is returned as is; arrays and numbers become leaves, cast to `dtype` if given)."""
+    return x if isinstance(x, Tensor) else Tensor(as_array(x, dtype))
+
+
+def _pair(a, b):
+    """Both operands as Tensors. A constant (number or array) takes the dtype of the tensor it meets."""
+    if isinstance(a, Tensor):
+        return a, tensor(b, a.dtype)
+    if isinstance(b, Tensor):
+        return tensor(a, b.dtype), b
+    return tensor(a), tensor(b)
+
+
+def unbroadcast(g, shape):
+    """Sum `g` down to `shape`: the gradient of NumPy broadcasting (a copied value collects every copy's gradient)."""
+    if g.shape == tuple(shape):
+        return g
+    g = g.sum(axis=tuple(range(g.ndim - len(shape)))) if g.ndim > len(shape) else g
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
+    return g.sum(axis=axes, keepdims=True) if axes else g
+
+
+def _check_broadcast(name, a, b):
+    try:
+        np.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise ValueError(f"{name}: shapes {a.shape} and {b.shape} cannot be broadcast together") from None
+
+
+# ----- arithmetic ---------------------------------------------------------------------------------------------------
+def add(a, b):
+    a, b = _pair(a, b)
+    _check_broadcast("add", a, b)
+
+    def vjp(g):  # d(a+b)/da = 1, d(a+b)/db = 1
+        return unbroadcast(g, a.shape), unbroadcast(g, b.shape)
+    return Tensor.from_op(a.data + b.data, (a, b), vjp, "add")
+
+
+def sub(a, b):
+    a, b = _pair(a, b)
+    _check_broadcast("sub", a, b)
+
+    def vjp(g):  # d(a-b)/da = 1, d(a-b)/db = -1
+        return unbroadcast(g, a.shape), unbroadcast(-g, b.shape)
+    return Tensor.from_op(a.data - b.data, (a, b), vjp, "sub")
+
+
+def mul(a, b):
+    a, b = _pair(a, b)
+    _check_broadcast("mul", a, b)
+
+    def vjp(g):  # d(ab)/da = b, d(ab)/db = a
+        return unbroadcast(g * b.data, a.shape), unbroadcast(g * a.data, b.shape)
+    return Tensor.from_op(a.data * b.data, (a, b), vjp, "mul")
+
+
+def div(a, b):
+    a, b = _pair(a, b)
+    _check_broadcast("div", a, b)
+
+    def vjp(g):  # d(a/b)/da = 1/b, d(a/b)/db = -a/b^2
+        return unbroadcast(g / b.data, a.shape), unbroadcast(-g * a.data / (b.data * b.data), b.shape)
+    return Tensor.from_op(a.data / b.data, (a, b), vjp, "div")
+
+
+def neg(x):
+    x = tensor(x)
+    return Tensor.from_op(-x.data, (x,), lambda g: (-g,), "neg")  # d(-x)/dx = -1
+
+
+def pow(x, p):
+    """x ** p, elementwise; p a number or a tensor (then d/dp = x^p log x, defined for x > 0)."""
+    x, p = _pair(x, p)
+    _check_broadcast("pow", x, p)
+    out = x.data ** p.data
+
+    def vjp(g):  # d(x^p)/dx = p x^(p-1), d(x^p)/dp = x^p log(x)
+        gx = unbroadcast(g * p.data * x.data ** (p.data - 1), x.shape)
+        gp = unbroadcast(g * out * np.log(np.where(x.data > 0, x.data, 1)), p.shape) if p.requires_grad else None
+        return gx, gp
+    return Tensor.from_op(out, (x, p), vjp, "pow")
+
+
+def exp(x):
+    x = tensor(x)
+    out = np.exp(x.data)
+    return Tensor.from_op(out, (x,), lambda g: (g * out,), "exp")  # d e^x/dx = e^x
+
+
+def log(x):
+    x = tensor(x)
+    return Tensor.from_op(np.log(x.data), (x,), lambda g: (g / x.data,), "log")  # d log x/dx = 1/x
+
+
+def sqrt(x):
+    x = tensor(x)
+    out = np.sqrt(x.data)
+    return Tensor.from_op(out, (x,), lambda g: (g / (2 * out),), "sqrt")  # d sqrt(x)/dx = 1/(2 sqrt(x))
+
+
+def relu(x):
+    x = tensor(x)
+    positive = x.data > 0
+    return Tensor.from_op(np.where(positive, x.data, 0), (x,), lambda g: (g * positive,), "relu")  # 1[x>0]
+
+
+def maximum(a, b):
+    """Elementwise max; where a == b the gradient is split half and half."""
+    a, b = _pair(a, b)
+    _check_broadcast("maximum", a, b)
+    a_wins = (a.data > b.data) + 0.5 * (a.data == b.data)
+
+    def vjp(g):  # d max(a,b)/da = 1[a>b], d/db = 1[b>a]
+        return unbroadcast(g * a_wins, a.shape), unbroadcast(g * (1 - a_wins), b.shape)
+    return Tensor.from_op(np.maximum(a.data, b.data), (a, b), vjp, "maximum")
+
+
+def sigmoid(x):
+    x = tensor(x)
+    out = 0.5 * (1 + np.tanh(0.5 * x.data))  # = 1/(1+e^-x) without overflow
+    return Tensor.from_op(out, (x,), lambda g: (g * out * (1 - out),), "sigmoid")  # s' = s(1-s)
+
+
+def tanh(x):
+    x = tensor(x)
+    out = np.tanh(x.data)
+    return Tensor.from_op(out, (x,), lambda g: (g * (1 - out * out),), "tanh")  # tanh' = 1 - tanh^2
+
+
+def clip(x, low, high):
+    """Values limited to [low, high]; the gradient passes only where x was inside."""
+    x = tensor(x)
+    inside = (x.data >= low) & (x.data <= high)
+    return Tensor.from_op(np.clip(x.data, low, high), (x,), lambda g: (g * inside,), "clip")
+
+
+# ----- reductions ---------------------------------------------------------------------------------------------------
+def _axes(axis, ndim):
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, numbers.Integral) else tuple(axis)
+    return tuple(a % ndim for a in axes)
+
+
+def _expand(g, shape, axes):
+    """Re-insert the reduced axes into g (as size 1) so that it broadcasts against the input."""
+    return g.reshape([1 if i in axes else n for i, n in enumerate(shape)])
+
+
+def sum(x, axis=None, keepdims=False):
+    x = tensor(x)
+    axes = _axes(axis, x.ndim)
+
+    def vjp(g):  # every summed element gets the output's gradient
+        return (np.broadcast_to(_expand(g, x.shape, axes), x.shape),)
+    return Tensor.from_op(x.data.sum(axis=axes, keepdims=keepdims), (x,), vjp, "sum")
+
+
+def mean(x, axis=None, keepdims=False):
+    x = tensor(x)
+    axes = _axes(axis, x.ndim)
+    count = math.prod(x.shape[a] for a in axes)
+
+    def vjp(g):  # d mean/dx_i = 1/count
+        return (np.broadcast_to(_expand(g, x.shape, axes) / count, x.shape),)
+    return Tensor.from_op(x.data.mean(axis=axes, keepdims=keepdims), (x,), vjp, "mean")
+
+
+def max(x, axis=None, keepdims=False):
+    """Largest value over `axis`; when several elements tie for the max, the gradient is shared equally."""
+    x = tensor(x)
+    axes = _axes(axis, x.ndim)
+    top = x.data.max(axis=axes, keepdims=True)
+
+    def vjp(g):  # d max/dx_i = 1[x_i is the max] / (number of maxima)
+        winners = x.data == top
+        return (_expand(g, x.shape, axes) * winners / winners.sum(axis=axes, keepdims=True),)
+    return Tensor.from_op(top if keepdims else top.squeeze(axes), (x,), vjp, "max")
+
+
+# ----- linear algebra and shapes ------------------------------------------------------------------------------------
+def matmul(a, b):
+    """a @ b with NumPy's rules (1-D operands, batched stacks with broadcasting)."""
+    a, b = _pair(a, b)
+    if a.ndim == 0 or b.ndim == 0 or a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
+        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not fit (inner dimensions differ)")
+    a2 = a.data[None, :] if a.ndim == 1 else a.data
+    b2 = b.data[:, None] if b.ndim == 1 else b.data
+    out = a2 @ b2
+    full_shape = out.shape
+
+    def vjp(g):  # C = A B:  dA = dC B^T,  dB = A^T dC
+        g2 = g.reshape(full_shape)
+        ga = unbroadcast(g2 @ np.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)
+        gb = unbroadcast(np.swapaxes(a2, -1, -2) @ g2, b2.shape).reshape(b.shape)
+        return ga, gb
+    if a.ndim == 1:
+        out = out[..., 0, :]
+    if b.ndim == 1:
+        out = out[..., 0]
+    return Tensor.from_op(out, (a, b), vjp, "matmul")
+
+
+def reshape(x, *shape):
+    x = tensor(x)
+    shape = shape[0] if len(shape) == 1 and not isinstance(shape[0], numbers.Integral) else shape
+    try:
+        out = x.data.reshape(shape)
+    except ValueError:
+        raise ValueError(f"reshape: cannot reshape shape {x.shape} into {tuple(shape)}") from None
+    return Tensor.from_op(out, (x,), lambda g: (g.reshape(x.shape),), "reshape")
+
+
+def transpose(x, *axes):
+    """Permute axes (reverse them when none are given)."""
+    x = tensor(x)
+    axes = axes[0] if len(axes) == 1 and not isinstance(axes[0], numbers.Integral) else axes
+    axes = tuple(axes) or tuple(reversed(range(x.ndim)))
+    inverse = tuple(np.argsort(axes))
+    return Tensor.from_op(x.data.transpose(axes), (x,), lambda g: (g.transpose(inverse),), "transpose")
+
+
+def concat(tensors, axis=-1):
+    """Join tensors along `axis` (all other sizes equal); each input gets back its own slice of the gradient."""
+    tensors = [tensor(t) for t in tensors]
+    try:
+        out = np.concatenate([t.data for t in tensors], axis=axis)
+    except ValueError:
+        raise ValueError(f"concat: shapes {[t.shape for t in tensors]} do not fit along axis {axis}") from None
+    bounds = np.cumsum([t.shape[axis] for t in tensors])[:-1]
+    return Tensor.from_op(out, tuple(tensors), lambda g: tuple(np.split(g, bounds, axis=axis)), "concat")
+
+
+def _is_basic_index(index):
+    index = index if isinstance(index, tuple) else (index,)
+    return all(isinstance(i, (slice, numbers.Integral, type(None), type(Ellipsis))) for i in index)
+
+
+def getitem(x, index):
+    """x[index] (slices, integers, arrays, masks); the gradient is scattered back to the selected places."""
+    x = tensor(x)
+    index = index.data if isinstance(index, Tensor) else index
+
+    def vjp(g):
+        gx = np.zeros_like(x.data)
+        if _is_basic_index(index):
+            gx[index] = g                # a view: every element selected once
+        else:
+            np.add.at(gx, index, g)      # fancy indexing may select an element several times
+        return (gx,)
+    return Tensor.from_op(x.data[index], (x,), vjp, "getitem")
+
+
+def pad(x, pad_width, value=0.0):
+    """Pad with a constant; pad_width as in np.pad ((before, after) per axis). The gradient is the inner slice."""
+    x = tensor(x)
+    widths = np.broadcast_to(np.asarray(pad_width, dtype=int), (x.ndim, 2))
+    out = np.pad(x.data, widths, constant_values=value)
+    inner = tuple(slice(lo, lo + n) for (lo, _), n in zip(widths, x.shape))
+    return Tensor.from_op(out, (x,), lambda g: (g[inner],), "pad")
+
+
+def l2_normalize(x, axis=-1, eps=1e-10):
+    """x / sqrt(max(sum(x^2), eps)) along `axis` (TensorFlow's rule): unit vectors, as FaceNet's encodings."""
+    x = tensor(x)
+    squared = (x.data * x.data).sum(axis=axis, keepdims=True)
+    clipped = squared < eps
+    norm = np.sqrt(np.maximum(squared, eps))
+    out = x.data / norm
+
+    def vjp(g):  # y = x/|x|:  dx = (g - y <g, y>) / |x|   (just g/sqrt(eps) where the norm was clipped)
+        along = np.where(clipped, 0, (g * out).sum(axis=axis, keepdims=True))
+        return ((g - out * along) / norm,)
+    return Tensor.from_op(out, (x,), vjp, "l2_normalize")
+
+
+# ----- convolution and pooling --------------------------------------------------------------------------------------
+def _two(value, name, what):
+    if isinstance(value, numbers.Integral):
+        return int(value), int(value)
+    value = tuple(int(v) for v in value)
+    if len(value) != 2:
+        raise ValueError(f"{name}: {what} must be an int or a pair, got {value}")
+    return value
+
+
+def resolve_padding(padding, in_hw, kernel_hw, stride, name="conv2d"):
+    """((top, bottom), (left, right)) from an int, a pair, explicit pairs, 'valid' or 'same'.
+
+    'same' follows TensorFlow: out = ceil(in / stride), total = max((out - 1) * stride + k - in, 0), the smaller
+    half of it at the top/left.
+    """
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0, 0), (0, 0)
+        if padding == "same":
+            pads = []
+            for n, k, s in zip(in_hw, kernel_hw, stride):
+                total = builtins.max((-(-n // s) - 1) * s + k - n, 0)
+                pads.append((total // 2, total - total // 2))
+            return tuple(pads)
+        raise ValueError(f"{name}: padding must be 'same', 'valid', an int or pairs, got {padding!r}")
+    if isinstance(padding, numbers.Integral):
+        return (int(padding),) * 2, (int(padding),) * 2
+    padding = tuple(padding)
+    if len(padding) == 2 and all(isinstance(p, numbers.Integral) for p in padding):
+        return (int(padding[0]),) * 2, (int(padding[1]),) * 2
+    if len(padding) == 2 and all(len(p) == 2 for p in padding):
+        return tuple((int(p[0]), int(p[1])) for p in padding)
+    raise ValueError(f"{name}: cannot read padding {padding!r}")
+
+
+def _window_geometry(name, x, kernel_hw, stride, padding):
+    """Checked stride and padding of a sliding window over NHWC `x`, and the output height and width."""
+    if x.ndim != 4:
+        raise ValueError(f"{name}: input must be NHWC with 4 dimensions, got shape {x.shape}")
+    stride = _two(stride, name, "stride")
+    if min(stride) < 1:
+        raise ValueError(f"{name}: stride must be positive, got {stride}")
+    pads = resolve_padding(padding, x.shape[1:3], kernel_hw, stride, name)
+    if min(min(p) for p in pads) < 0:
+        raise ValueError(f"{name}: padding must not be negative, got {pads}")
+    out_hw = tuple((n + lo + hi - k) // s + 1 for n, (lo, hi), k, s in zip(x.shape[1:3], pads, kernel_hw, stride))
+    if min(out_hw) < 1:
+        raise ValueError(f"{name}: window {kernel_hw} does not fit in input {x.shape[1:3]} with padding {pads}")
+    if "pool" in name and any(p >= k for pair, k in zip(pads, kernel_hw) for p in pair):
+        raise ValueError(f"{name}: padding {pads} must be smaller than the window {kernel_hw} "
+                         "(a window of padding only has nothing to pool)")
+    return stride, pads
+
+
+def conv2d(x, w, b=None, stride=1, padding=0):
+    """2-D cross-correlation. x (N, H, W, Cin), w (kh, kw, Cin, Cout), b (Cout,) -> (N, Ho, Wo, Cout).
+
+    stride: int or (sh, sw). padding: int, (ph, pw), ((top, bottom), (left, right)), 'valid' or 'same'.
+    """
+    x, w = tensor(x), tensor(w)
+    if w.ndim != 4:
+        raise ValueError(f"conv2d: kernel must be (kh, kw, in, out), got shape {w.shape}")
+    if x.ndim == 4 and x.shape[3] != w.shape[2]:
+        raise ValueError(f"conv2d: input has {x.shape[3]} channels (shape {x.shape}) but the kernel expects "
+                         f"{w.shape[2]} (kernel shape {w.shape})")
+    if x.dtype != w.dtype:
+        raise TypeError(f"conv2d: input is {x.dtype} but kernel is {w.dtype}; cast one of them")
+    stride, pads = _window_geometry("conv2d", x, w.shape[:2], stride, padding)
+    xd, wd = np.ascontiguousarray(x.data), np.ascontiguousarray(w.data)
+    out = conv_kernels.conv2d_forward(xd, wd, stride, pads)
+    parents = (x, w)
+    if b is not None:
+        b = tensor(b, x.dtype)
+        if b.shape != (w.shape[3],):
+            raise ValueError(f"conv2d: bias must have shape ({w.shape[3]},), got {b.shape}")
+        out += b.data
+        parents = (x, w, b)
+
+    def vjp(g):
+        # y = x * w (correlation):  dx = g correlated with the flipped kernel ("full"), dw = x correlated with g,
+        # db = g summed over batch and positions
+        g = np.ascontiguousarray(g)
+        gx = conv_kernels.conv2d_grad_input(g, wd, x.shape, stride, pads) if x.requires_grad else None
+        gw = conv_kernels.conv2d_grad_weight(xd, g, w.shape, stride, pads) if w.requires_grad else None
+        return (gx, gw) if b is None else (gx, gw, g.sum(axis=(0, 1, 2)))
+    return Tensor.from_op(out, parents, vjp, "conv2d")
+
+
+def max_pool2d(x, size, stride=None, padding="valid"):
+    """Max over each size[0] x size[1] window. x (N, H, W, C) -> (N, Ho, Wo, C); stride defaults to size.
+
+    Padded cells never win. Ties: the first maximal cell of the window in row-major order gets the gradient.
+    """
+    x = tensor(x)
+    size = _two(size, "max_pool2d", "size")
+    stride, pads = _window_geometry("max_pool2d", x, size, size if stride is None else stride, padding)
+    out, argmax = pool_kernels.max_pool2d_forward(np.ascontiguousarray(x.data), size, stride, pads)
+
+    def vjp(g):  # the gradient goes to the cell that was the max, nowhere else
+        return (pool_kernels.max_pool2d_backward(np.ascontiguousarray(g), argmax, x.shape),)
+    return Tensor.from_op(out, (x,), vjp, "max_pool2d")
+
+
+def avg_pool2d(x, size, stride=None, padding="valid"):
+    """Mean over each window. Padded cells are not counted: each output averages only the real cells of its
+    window (TensorFlow's rule), so border outputs of 'same' pooling are not darkened."""
+    x = tensor(x)
+    size = _two(size, "avg_pool2d", "size")
+    stride, pads = _window_geometry("avg_pool2d", x, size, size if stride is None else stride, padding)
+    out = pool_kernels.avg_pool2d_forward(np.ascontiguousarray(x.data), size, stride, pads)
+
+    def vjp(g):  # each real cell of a window gets g / (number of real cells in that window)
+        return (pool_kernels.avg_pool2d_backward(np.ascontiguousarray(g), x.shape, size, stride, pads),)
+    return Tensor.from_op(out, (x,), vjp, "avg_pool2d")
+
+
+def global_avg_pool2d(x):
+    """(N, H, W, C) -> (N, C): the mean of each channel over all positions."""
+    x = tensor(x)
+    if x.ndim != 4:
+        raise ValueError(f"global_avg_pool2d: input must be NHWC, got shape {x.shape}")
+    return mean(x, axis=(1, 2))
+
+
+# ----- normalisation, regularisation, dense -------------------------------------------------------------------------
+def batch_norm(x, mean, var, gamma=None, beta=None, eps=1e-3, training=False, momentum=0.99):
+    """y = gamma * (x - mu) / sqrt(sigma^2 + eps) + beta over the last axis (channels).
+
+    Inference (training=False): mu, sigma^2 are the given running `mean` and `var` (arrays of shape (C,)).
+    Training: mu, sigma^2 are the batch's statistics over all other axes, and `mean`/`var` are updated in place:
+    running = momentum * running + (1 - momentum) * batch (Keras's convention; the variance is the unbiased one).
+    """
+    x = tensor(x)
+    channels = x.shape[-1]
+    for what, arr in (("mean", mean), ("var", var), ("gamma", gamma), ("beta", beta)):
+        if arr is not None and as_array(arr).shape != (channels,):
+            raise ValueError(f"batch_norm: {what} must have shape ({channels},), got {as_array(arr).shape}")
+    axes = tuple(range(x.ndim - 1))
+    if training:
+        mu, sigma2 = x.data.mean(axis=axes), x.data.var(axis=axes)
+        count = x.size // channels
+        mean *= momentum
+        mean += (1 - momentum) * mu
+        var *= momentum
+        var += (1 - momentum) * sigma2 * (count / (count - 1) if count > 1 else 1.0)
+    else:
+        mu, sigma2 = as_array(mean, x.dtype), as_array(var, x.dtype)
+    inv_std = (1 / np.sqrt(sigma2 + eps)).astype(x.dtype)
+    xhat = (x.data - mu) * inv_std
+    parents = [x]
+    out = xhat
+    if gamma is not None:
+        gamma = tensor(gamma, x.dtype)
+        out = out * gamma.data
+        parents.append(gamma)
+    if beta is not None:
+        beta = tensor(beta, x.dtype)
+        out = out + beta.data
+        parents.append(beta)
+
+    def vjp(g):
+        gxhat = g * gamma.data if gamma is not None else g
+        if training:  # through the batch statistics: dx = (gxhat - mean(gxhat) - xhat mean(gxhat xhat)) / std
+            gx = inv_std * (gxhat - gxhat.mean(axis=axes) - xhat * (gxhat * xhat).mean(axis=axes))
+        else:         # fixed statistics: dx = gxhat / std
+            gx = gxhat * inv_std
+        grads = [gx]
+        if gamma is not None:
+            grads.append((g * xhat).sum(axis=axes))  # d/dgamma = sum g xhat
+        if beta is not None:
+            grads.append(g.sum(axis=axes))           # d/dbeta = sum g
+        return tuple(grads)
+    return Tensor.from_op(out, tuple(parents), vjp, "batch_norm")
+
+
+def dropout(x, rate, training, rng=None):
+    """Inverted dropout: in training each value is zeroed with probability `rate` and the rest scaled by
+    1/(1-rate), so nothing changes at inference (training=False returns x itself)."""
+    x = tensor(x)
+    if not training or rate == 0:
+        return x
+    if not 0 <= rate < 1:
+        raise ValueError(f"dropout: rate must be in [0, 1), got {rate}")
+    rng = np.random.default_rng() if rng is None else rng
+    keep = (rng.random(x.shape) >= rate).astype(x.dtype) / (1 - rate)
+    return Tensor.from_op(x.data * keep, (x,), lambda g: (g * keep,), "dropout")  # dx = g * mask / (1-rate)
+
+
+def linear(x, w, b=None):
+    """Dense layer: x (..., in) @ w (in, out) + b (out,) -> (..., out). w in Keras's (in, out) layout."""
+    x, w = tensor(x), tensor(w)
+    if w.ndim != 2 or x.shape[-1] != w.shape[0]:
+        raise ValueError(f"linear: input shape {x.shape} does not fit weight shape {w.shape} (expected (..., "
+                         f"{w.shape[0] if w.ndim == 2 else '?'}))")
+    out = x.data @ w.data
+    parents = (x, w)
+    if b is not None:
+        b = tensor(b, x.dtype)
+        if b.shape != (w.shape[1],):
+            raise ValueError(f"linear: bias must have shape ({w.shape[1]},), got {b.shape}")
+        out += b.data
+        parents = (x, w, b)
+
+    def vjp(g):  # y = x w + b:  dx = g w^T,  dw = x^T g (over all leading axes),  db = sum g
+        x2, g2 = x.data.reshape(-1, w.shape[0]), g.reshape(-1, w.shape[1])
+        grads = (g @ w.data.T, x2.T @ g2)
+        return grads if b is None else grads + (g2.sum(axis=0),)
+    return Tensor.from_op(out, parents, vjp, "linear")
+
+
+# ----- Tensor's operators and methods, bound to the functions above --------------------------------------------------
+Tensor.__add__ = add
+Tensor.__radd__ = lambda self, other: add(other, self)
+Tensor.__sub__ = sub
+Tensor.__rsub__ = lambda self, other: sub(other, self)
+Tensor.__mul__ = mul
+Tensor.__rmul__ = lambda self, other: mul(other, self)
+Tensor.__truediv__ = div
+Tensor.__rtruediv__ = lambda self, other: div(other, self)
+Tensor.__pow__ = pow
+Tensor.__rpow__ = lambda self, other: pow(other, self)
+Tensor.__matmul__ = matmul
+Tensor.__rmatmul__ = lambda self, other: matmul(other, self)
+Tensor.__neg__ = neg
+Tensor.__getitem__ = getitem
+Tensor.__lt__ = lambda self, other: self.data < as_array(other)
+Tensor.__le__ = lambda self, other: self.data <= as_array(other)
+Tensor.__gt__ = lambda self, other: self.data > as_array(other)
+Tensor.__ge__ = lambda self, other: self.data >= as_array(other)
+Tensor.sum = sum
+Tensor.mean = mean
+Tensor.max = max
+Tensor.exp = exp
+Tensor.log = log
+Tensor.sqrt = sqrt
+Tensor.relu = relu
+Tensor.reshape = reshape
+Tensor.transpose = transpose

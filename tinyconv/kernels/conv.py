@@ -1,0 +1,115 @@
+"""2-D convolution on NHWC arrays, forward and both gradients: im2col (Numba) + BLAS matrix products.
+
+Shapes: x (N, H, W, C), w (kh, kw, C, O) (HWIO), y (N, Ho, Wo, O) with Ho = (H + pt + pb - kh) // sh + 1 and
+Wo likewise. stride = (sh, sw); padding = ((pt, pb), (pl, pr)), zeros, already resolved by the caller. No bias.
+
+With K = kh*kw*C and the column matrix `cols` of `im2col` (one row per output pixel):
+    forward       y  = cols @ w.reshape(K, O)
+    grad_input    gx = col2im(gy @ w.reshape(K, O).T)
+    grad_weight   gw = cols.T @ gy
+The work is done in tiles of output rows so the column buffer stays a few MB (the big early VGG layers would
+otherwise move 100+ MB of columns through memory). 1x1 stride-1 unpadded convolutions are plain matrix products
+with no copy at all. Output dtype follows x (float32 or float64); w is cast to it if needed.
+"""
+import numpy as np
+
+from tinyconv.kernels.im2col import col2im_add, im2col
+
+TILE_BYTES = 4 << 20          # target size of one tile of the column matrix
+_scratch = {}                 # dtype -> reusable 1-D buffer for column tiles (grown on demand, never shrunk)
+
+
+def _buffer(rows, cols, dtype):
+    """A (rows, cols) C-contiguous work array of dtype, carved out of a buffer that is reused between calls."""
+    size = rows * cols
+    buf = _scratch.get(dtype)
+    if buf is None or buf.size < size:
+        buf = _scratch[dtype] = np.empty(size, dtype)
+    return buf[:size].reshape(rows, cols)
+
+
+def _geometry(x_shape, w_shape, stride, padding):
+    """(Ho, Wo) of the convolution; ValueError naming the mismatch when the shapes do not fit."""
+    N, H, W, C = x_shape
+    kh, kw, Cw, O = w_shape
+    (sh, sw), ((pt, pb), (pl, pr)) = stride, padding
+    if C != Cw:
+        raise ValueError(f"conv2d: input has {C} channels but kernel {tuple(w_shape)} expects {Cw}")
+    if sh < 1 or sw < 1 or min(pt, pb, pl, pr) < 0:
+        raise ValueError(f"conv2d: stride {stride} must be >= 1 and padding {padding} >= 0")
+    Ho = (H + pt + pb - kh) // sh + 1
+    Wo = (W + pl + pr - kw) // sw + 1
+    if Ho < 1 or Wo < 1:
+        raise ValueError(f"conv2d: kernel {kh}x{kw} is larger than the padded input {H + pt + pb}x{W + pl + pr}")
+    return Ho, Wo
+
+
+def _is_pointwise(w_shape, stride, padding):
+    """True for a 1x1 kernel with stride 1 and no padding: the convolution is one matrix product."""
+    return w_shape[0] == w_shape[1] == 1 and tuple(stride) == (1, 1) and not np.any(padding)
+
+
+def _tiles(N, Ho, Wo, K, itemsize):
+    """Yield (t0, t1) ranges of flat output rows t = n*Ho + oh, each tile about TILE_BYTES of columns."""
+    rows = max(1, TILE_BYTES // (Wo * K * itemsize))
+    for t0 in range(0, N * Ho, rows):
+        yield t0, min(t0 + rows, N * Ho)
+
+
+def conv2d_forward(x, w, stride, padding):
+    """y (N, Ho, Wo, O) = cross-correlation of x (N, H, W, C) with w (kh, kw, C, O); see the module docstring."""
+    Ho, Wo = _geometry(x.shape, w.shape, stride, padding)
+    N, H, W, C = x.shape
+    kh, kw, _, O = w.shape
+    K = kh * kw * C
+    wm = np.ascontiguousarray(w, dtype=x.dtype).reshape(K, O)
+    y = np.empty((N, Ho, Wo, O), x.dtype)
+    if _is_pointwise(w.shape, stride, padding):
+        np.dot(x.reshape(-1, C), wm, out=y.reshape(-1, O))
+        return y
+    (sh, sw), ((pt, _), (pl, _)) = stride, padding
+    y2 = y.reshape(N * Ho * Wo, O)
+    for t0, t1 in _tiles(N, Ho, Wo, K, x.itemsize):
+        cols = im2col(x, kh, kw, sh, sw, pt, pl, Ho, Wo, t0, t1, _buffer((t1 - t0) * Wo, K, x.dtype))
+        np.dot(cols, wm, out=y2[t0 * Wo:t1 * Wo])
+    return y
+
+
+def conv2d_grad_input(gy, w, x_shape, stride, padding):
+    """gx of shape x_shape (the unpadded input) = vector-Jacobian product of conv2d_forward with gy (N, Ho, Wo, O)."""
+    Ho, Wo = _geometry(x_shape, w.shape, stride, padding)
+    N, H, W, C = x_shape
+    kh, kw, _, O = w.shape
+    K = kh * kw * C
+    wt = np.ascontiguousarray(w, dtype=gy.dtype).reshape(K, O).T
+    if gy.shape != (N, Ho, Wo, O):
+        raise ValueError(f"conv2d: output gradient has shape {gy.shape}, expected {(N, Ho, Wo, O)}")
+    if _is_pointwise(w.shape, stride, padding):
+        return np.dot(gy.reshape(-1, O), wt).reshape(x_shape)
+    (sh, sw), ((pt, _), (pl, _)) = stride, padding
+    gy2 = gy.reshape(N * Ho * Wo, O)
+    gx = np.zeros(x_shape, gy.dtype)
+    for t0, t1 in _tiles(N, Ho, Wo, K, gy.itemsize):
+        gcols = np.dot(gy2[t0 * Wo:t1 * Wo], wt, out=_buffer((t1 - t0) * Wo, K, gy.dtype))
+        col2im_add(gcols, kh, kw, sh, sw, pt, pl, Ho, Wo, t0, t1, gx)
+    return gx
+
+
+def conv2d_grad_weight(x, gy, w_shape, stride, padding):
+    """gw of shape w_shape (kh, kw, C, O) = sum over output pixels of window(x) outer gy; x (N, H, W, C)."""
+    Ho, Wo = _geometry(x.shape, w_shape, stride, padding)
+    N, H, W, C = x.shape
+    kh, kw, _, O = w_shape
+    K = kh * kw * C
+    if gy.shape != (N, Ho, Wo, O):
+        raise ValueError(f"conv2d: output gradient has shape {gy.shape}, expected {(N, Ho, Wo, O)}")
+    gy2 = gy.reshape(N * Ho * Wo, O).astype(x.dtype, copy=False)
+    if _is_pointwise(w_shape, stride, padding):
+        return np.dot(x.reshape(-1, C).T, gy2).reshape(w_shape)
+    (sh, sw), ((pt, _), (pl, _)) = stride, padding
+    gw = np.zeros((K, O), x.dtype)
+    part = np.empty((K, O), x.dtype)
+    for t0, t1 in _tiles(N, Ho, Wo, K, x.itemsize):
+        cols = im2col(x, kh, kw, sh, sw, pt, pl, Ho, Wo, t0, t1, _buffer((t1 - t0) * Wo, K, x.dtype))
+        gw += np.dot(cols.T, gy2[t0 * Wo:t1 * Wo], out=part)
+    return gw.reshape(w_shape)

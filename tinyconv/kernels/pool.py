@@ -1,0 +1,176 @@
+"""Max and average pooling on NHWC arrays, forward and backward: direct Numba loops, parallel over rows.
+
+Shapes: x (N, H, W, C) -> y (N, Ho, Wo, C) with Ho = (H + pt + pb - ph) // sh + 1 and Wo likewise, for
+size = (ph, pw), stride = (sh, sw), padding = ((pt, pb), (pl, pr)) already resolved by the caller.
+Window (oh, ow) covers input rows oh*sh - pt .. oh*sh - pt + ph - 1 and columns ow*sw - pl .. ow*sw - pl + pw - 1;
+only the cells of the window that lie inside the image take part (see each function for what that means).
+
+Loops keep the channel axis innermost (contiguous in NHWC) so LLVM vectorises them. Both backward passes are
+written as gathers over input rows (each thread owns the rows it writes), which is race-free even when windows
+overlap, e.g. 3x3 stride 2.
+"""
+import numpy as np
+from numba import njit, prange
+
+
+def _geometry(x_shape, size, stride, padding):
+    """(Ho, Wo) of the pooling; ValueError when the window does not fit in the padded input."""
+    N, H, W, C = x_shape
+    (ph, pw), (sh, sw), ((pt, pb), (pl, pr)) = size, stride, padding
+    if ph < 1 or pw < 1 or sh < 1 or sw < 1 or min(pt, pb, pl, pr) < 0:
+        raise ValueError(f"pool2d: size {size} and stride {stride} must be >= 1 and padding {padding} >= 0")
+    Ho = (H + pt + pb - ph) // sh + 1
+    Wo = (W + pl + pr - pw) // sw + 1
+    if Ho < 1 or Wo < 1:
+        raise ValueError(f"pool2d: window {ph}x{pw} is larger than the padded input {H + pt + pb}x{W + pl + pr}")
+    return Ho, Wo
+
+
+@njit(cache=True)
+def _window_range(o, s, p, k, n):
+    """Input indices lo..hi-1 of window o along an axis of length n (stride s, leading padding p, size k)."""
+    start = o * s - p
+    return max(start, 0), min(start + k, n)
+
+
+@njit(cache=True)
+def _windows_over(i, s, p, k, n_out):
+    """Windows lo..hi-1 along an axis that contain input index i (inverse of _window_range)."""
+    lo = max(0, (i + p - k + s) // s)      # smallest o with o*s - p + k - 1 >= i
+    hi = min(n_out, (i + p) // s + 1)      # one past the largest o with o*s - p <= i
+    return lo, hi
+
+
+@njit(parallel=True, cache=True)
+def _max_forward(x, ph, pw, sh, sw, pt, pl, y, arg):
+    N, H, W, C = x.shape
+    _, Ho, Wo, _ = y.shape
+    for t in prange(N * Ho):
+        n = t // Ho
+        oh = t - n * Ho
+        h0, h1 = _window_range(oh, sh, pt, ph, H)
+        for ow in range(Wo):
+            w0, w1 = _window_range(ow, sw, pl, pw, W)
+            best = y[n, oh, ow]
+            where = arg[n, oh, ow]
+            best[:] = -np.inf
+            where[:] = -1
+            for h in range(h0, h1):
+                for w in range(w0, w1):
+                    v = x[n, h, w]
+                    flat = h * W + w
+                    for c in range(C):
+                        if v[c] > best[c] or where[c] < 0:   # strict '>': the first maximum in row-major order wins
+                            best[c] = v[c]
+                            where[c] = flat
+    return y, arg
+
+
+@njit(parallel=True, cache=True)
+def _max_backward(gy, arg, gx):
+    N, H, W, C = gx.shape
+    _, Ho, Wo, _ = gy.shape
+    B = 16                                   # channels per task: one 64-byte line of float32
+    nb = (C + B - 1) // B
+    for task in prange(N * nb):              # each task owns channels c0..c1 of one image: no write races
+        n = task // nb
+        c0 = (task - n * nb) * B
+        c1 = min(c0 + B, C)
+        for oh in range(Ho):
+            for ow in range(Wo):
+                for c in range(c0, c1):
+                    flat = arg[n, oh, ow, c]
+                    if flat >= 0:
+                        gx[n, flat // W, flat % W, c] += gy[n, oh, ow, c]
+    return gx
+
+
+@njit(parallel=True, cache=True)
+def _avg_forward(x, ph, pw, sh, sw, pt, pl, y):
+    N, H, W, C = x.shape
+    _, Ho, Wo, _ = y.shape
+    for t in prange(N * Ho):
+        n = t // Ho
+        oh = t - n * Ho
+        h0, h1 = _window_range(oh, sh, pt, ph, H)
+        for ow in range(Wo):
+            w0, w1 = _window_range(ow, sw, pl, pw, W)
+            acc = y[n, oh, ow]
+            acc[:] = 0
+            for h in range(h0, h1):
+                for w in range(w0, w1):
+                    v = x[n, h, w]
+                    for c in range(C):
+                        acc[c] += v[c]
+            count = (h1 - h0) * (w1 - w0)
+            if count > 0:
+                for c in range(C):
+                    acc[c] /= count
+    return y
+
+
+@njit(parallel=True, cache=True)
+def _avg_backward(gy, ph, pw, sh, sw, pt, pl, gx):
+    N, H, W, C = gx.shape
+    _, Ho, Wo, _ = gy.shape
+    for u in prange(N * H):
+        n = u // H
+        h = u - n * H
+        oh0, oh1 = _windows_over(h, sh, pt, ph, Ho)
+        for w in range(W):
+            ow0, ow1 = _windows_over(w, sw, pl, pw, Wo)
+            acc = gx[n, h, w]
+            acc[:] = 0
+            for oh in range(oh0, oh1):
+                h0, h1 = _window_range(oh, sh, pt, ph, H)
+                for ow in range(ow0, ow1):
+                    w0, w1 = _window_range(ow, sw, pl, pw, W)
+                    share = 1.0 / ((h1 - h0) * (w1 - w0))
+                    g = gy[n, oh, ow]
+                    for c in range(C):
+                        acc[c] += g[c] * share
+    return gx
+
+
+def max_pool2d_forward(x, size, stride, padding):
+    """Max pooling. Returns (y, argmax): y (N, Ho, Wo, C) and argmax (N, Ho, Wo, C) int32.
+
+    Padding cells act as -inf and are never chosen. argmax[n, oh, ow, c] = h*W + w, the position in the
+    unpadded image of the cell that gave the maximum. Ties: the FIRST maximal cell in row-major window order
+    (smallest h, then smallest w) is chosen and gets the whole gradient in backward.
+    """
+    Ho, Wo = _geometry(x.shape, size, stride, padding)
+    N, H, W, C = x.shape
+    y = np.empty((N, Ho, Wo, C), x.dtype)
+    arg = np.empty((N, Ho, Wo, C), np.int32)
+    return _max_forward(x, size[0], size[1], stride[0], stride[1], padding[0][0], padding[1][0], y, arg)
+
+
+def max_pool2d_backward(gy, argmax, x_shape):
+    """gx of shape x_shape: each gy[n, oh, ow, c] added to the input cell argmax[n, oh, ow, c] named.
+
+    Overlapping windows that chose the same cell accumulate.
+    """
+    if gy.shape != argmax.shape or gy.shape[0] != x_shape[0] or gy.shape[3] != x_shape[3]:
+        raise ValueError(f"max_pool2d: gradient {gy.shape} does not match argmax {argmax.shape} / input {x_shape}")
+    return _max_backward(gy, argmax, np.zeros(x_shape, gy.dtype))
+
+
+def avg_pool2d_forward(x, size, stride, padding):
+    """Average pooling, y (N, Ho, Wo, C): the mean over the in-image cells of each window.
+
+    Padding cells are NOT counted (TensorFlow/Keras rule): a 3x3 window hanging over a corner with 4 real
+    cells divides by 4. A window made only of padding gives 0.
+    """
+    Ho, Wo = _geometry(x.shape, size, stride, padding)
+    y = np.empty((x.shape[0], Ho, Wo, x.shape[3]), x.dtype)
+    return _avg_forward(x, size[0], size[1], stride[0], stride[1], padding[0][0], padding[1][0], y)
+
+
+def avg_pool2d_backward(gy, x_shape, size, stride, padding):
+    """gx of shape x_shape: each gy[n, oh, ow, c] shared equally among the in-image cells of its window."""
+    Ho, Wo = _geometry(x_shape, size, stride, padding)
+    if gy.shape != (x_shape[0], Ho, Wo, x_shape[3]):
+        raise ValueError(f"avg_pool2d: gradient has shape {gy.shape}, expected {(x_shape[0], Ho, Wo, x_shape[3])}")
+    gx = np.empty(x_shape, gy.dtype)
+    return _avg_backward(gy, size[0], size[1], stride[0], stride[1], padding[0][0], padding[1][0], gx)

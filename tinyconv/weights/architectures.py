@@ -1,0 +1,105 @@
+"""What each supported architecture's weights must look like, how its inputs are prepared, and whose work it is.
+
+`check(arch, state)` is the converter's sanity check: the layer names and shapes of VGG16/VGG19 are known exactly;
+FaceNet's 244 weighted layers are checked by their counts, a few landmark shapes and the total number of values.
+(The full name/shape check against a model happens when the file is loaded: `format.load`.)
+"""
+import numpy as np
+
+VGG_WIDTHS = (64, 128, 256, 512, 512)
+VGG_DEPTHS = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
+
+FACENET_CONV_KERNELS = 132
+FACENET_BATCH_NORMS = 112
+FACENET_VALUES = 22_808_144          # every array of facenet_keras.h5 (weights and moving statistics), summed
+FACENET_LANDMARKS = {"Conv2d_1a_3x3/kernel": (3, 3, 3, 32), "Block35_1_Conv2d_1x1/bias": (256,),
+                     "Bottleneck/kernel": (1792, 128), "Bottleneck_BatchNorm/beta": (128,)}
+
+# How an RGB uint8 image becomes the network input: x = (pixels[..., order] - pixel_mean) * pixel_scale.
+CAFFE = dict(preprocessing="caffe", channel_order="BGR", pixel_mean=(103.939, 116.779, 123.68), pixel_scale=1.0,
+             preprocessing_description="caffe: pixels 0..255, channels reordered RGB -> BGR, minus the BGR mean "
+                                       "(103.939, 116.779, 123.68); no scaling")
+FACENET_COURSE = dict(preprocessing="course", channel_order="RGB", pixel_mean=(0.0, 0.0, 0.0), pixel_scale=1 / 255,
+                      preprocessing_description="course: RGB, resized to 160x160 with nearest-neighbour, divided by "
+                                                "255, no standardisation. FaceNet's own alternative: per-image "
+                                                "standardisation (x - mean) / max(std, 1/sqrt(number of values))")
+
+VGG_LICENCE = "CC BY 4.0"
+VGG_ATTRIBUTION = ("VGG: K. Simonyan and A. Zisserman, Very Deep Convolutional Networks for Large-Scale Image "
+                   "Recognition, ICLR 2015; ImageNet weights released under CC BY 4.0")
+FACENET_LICENCE = "MIT"
+FACENET_ATTRIBUTION = ("FaceNet Inception-ResNet-v1 by David Sandberg (github davidsandberg/facenet, model "
+                       "20170512-110547, MS-Celeb-1M, MIT licence), converted to Keras by Hiroki Taniai "
+                       "(keras-facenet, MIT licence)")
+
+ARCHITECTURES = {
+    "facenet": dict(input_size=160, licence=FACENET_LICENCE, attribution=FACENET_ATTRIBUTION, **FACENET_COURSE),
+    "vgg16": dict(input_size=224, licence=VGG_LICENCE, attribution=VGG_ATTRIBUTION, **CAFFE),
+    "vgg19": dict(input_size=224, licence=VGG_LICENCE, attribution=VGG_ATTRIBUTION, **CAFFE),
+}
+
+
+def vgg_conv_names(arch):
+    """['block1_conv1', 'block1_conv2', 'block2_conv1', ...] for 'vgg16' or 'vgg19'."""
+    return [f"block{b}_conv{i}" for b, n in enumerate(VGG_DEPTHS[arch], 1) for i in range(1, n + 1)]
+
+
+def vgg_shapes(arch):
+    """{'block1_conv1/kernel': (3, 3, 3, 64), 'block1_conv1/bias': (64,), ...}: the convolutional part only."""
+    shapes, cin = {}, 3
+    for b, n in enumerate(VGG_DEPTHS[arch]):
+        cout = VGG_WIDTHS[b]
+        for i in range(1, n + 1):
+            shapes[f"block{b + 1}_conv{i}/kernel"] = (3, 3, cin, cout)
+            shapes[f"block{b + 1}_conv{i}/bias"] = (cout,)
+            cin = cout
+    return shapes
+
+
+def detect(state):
+    """Name the architecture a state dict looks like ('facenet', 'vgg16', 'vgg19'), or None."""
+    if "Bottleneck/kernel" in state:
+        return "facenet"
+    for arch in VGG_DEPTHS:
+        if set(state) == set(vgg_shapes(arch)):
+            return arch
+    return None
+
+
+def check(arch, state, where):
+    """Raise ValueError("<where>: ...") unless `state` ({'layer/param': array}) holds the weights of `arch`."""
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"{where}: unknown architecture {arch!r} (known: {', '.join(ARCHITECTURES)})")
+    found = detect(state)
+    if found is not None and found != arch:
+        raise ValueError(f"{where}: these are {found} weights, not {arch}")
+    if arch == "facenet":
+        _check_facenet(state, where)
+    else:
+        _check_shapes(vgg_shapes(arch), state, where)
+
+
+def _check_shapes(expected, state, where):
+    missing = [k for k in expected if k not in state]
+    if missing:
+        raise ValueError(f"{where}: missing layer {missing[0]} (expected shape {expected[missing[0]]})"
+                         + (f" and {len(missing) - 1} more" if len(missing) > 1 else ""))
+    extra = [k for k in state if k not in expected]
+    if extra:
+        raise ValueError(f"{where}: unexpected layer {extra[0]} with shape {tuple(np.shape(state[extra[0]]))}")
+    for key, shape in expected.items():
+        if tuple(np.shape(state[key])) != tuple(shape):
+            raise ValueError(f"{where}: layer {key}: expected shape {tuple(shape)}, found {np.shape(state[key])}")
+
+
+def _check_facenet(state, where):
+    _check_shapes(FACENET_LANDMARKS, {k: state[k] for k in state if k in FACENET_LANDMARKS}, where)
+    kernels = [k for k in state if k.endswith("/kernel") and len(np.shape(state[k])) == 4]
+    norms = [k for k in state if k.endswith("/moving_mean")]
+    gammas = [k for k in state if k.endswith("/gamma")]
+    values = sum(int(np.size(v)) for v in state.values())
+    for what, found, expected in (("convolution kernels", len(kernels), FACENET_CONV_KERNELS),
+                                  ("batch-norm layers", len(norms), FACENET_BATCH_NORMS),
+                                  ("batch-norm gammas", len(gammas), 0), ("values in all", values, FACENET_VALUES)):
+        if found != expected:
+            raise ValueError(f"{where}: FaceNet has {expected} {what}, found {found}")

@@ -1,0 +1,52 @@
+"""Turn a weights file of another framework into tinyconv's (state, attrs), picking the reader by file type.
+
+    .h5 / .hdf5   Keras full model or weights-only file (keras.read_keras)
+    .onnx         ONNX VGG (onnx_vgg.read_onnx_vgg)
+    .mat          MatConvNet VGG (matconvnet.read_matconvnet)
+"""
+import hashlib
+from pathlib import Path
+
+from tinyconv.weights.architectures import ARCHITECTURES, check
+from tinyconv.weights.keras import read_keras
+from tinyconv.weights.matconvnet import read_matconvnet
+from tinyconv.weights.onnx_vgg import read_onnx_vgg
+
+
+def convert_file(path, arch, package="", version=""):
+    """(state, attrs) ready for `format.save`: the weights of `path` checked as architecture `arch`.
+
+    `package`/`version` name the archive the file came from ("" for a file the user brought).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"{path}: unknown architecture {arch!r} (known: {', '.join(ARCHITECTURES)})")
+    attrs = dict(ARCHITECTURES[arch], architecture=arch)
+    suffix = path.suffix.lower()
+    if suffix in (".h5", ".hdf5"):
+        state, info = read_keras(path)
+        attrs.update({k: info[k] for k in ("input_size", "residual_scales") if info.get(k)})
+    elif suffix == ".onnx":
+        state = read_onnx_vgg(path)
+    elif suffix == ".mat":
+        state, preprocessing = read_matconvnet(path)
+        attrs.update(preprocessing)
+    else:
+        raise ValueError(f"{path}: unknown weights file type {suffix!r} (Keras .h5, ONNX .onnx, MatConvNet .mat)")
+    if arch.startswith("vgg"):   # the dense layers of a VGG file are not part of our convolutional VGG
+        state = {k: v for k, v in state.items() if k.startswith("block")}
+    check(arch, state, path)
+    attrs.update(source_package=package, source_version=version, source_file=path.name,
+                 source_sha256=sha256(path))
+    return state, attrs
+
+
+def sha256(path, chunk=1 << 20):
+    """Hex SHA-256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()

