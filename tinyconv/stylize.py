@@ -18,8 +18,8 @@ from tinyconv.files import load_image, save_image
 from tinyconv.models.vgg import VGG
 from tinyconv.style_transfer import StyleTransfer, memory_estimate, run_adam, run_lbfgs
 
-DEFAULTS = dict(size=512, iterations=300, demo_iterations=100, optimizer="lbfgs", learning_rate=2.55, content_weight=1.0,
-                style_weight=1e3, tv_weight=1e-2, content_layer="block4_conv2",
+DEFAULTS = dict(size=512, iterations=300, demo_iterations=100, optimizer="lbfgs", learning_rate=2.55,
+                content_weight=1.0, style_weight=1e-3, tv_weight=10.0, content_layer="block4_conv2",
                 style_layers="block1_conv1,block2_conv1,block3_conv1,block4_conv1,block5_conv1", style_scale=1.0,
                 init="content", pooling="max", seed=0, save_every=0, model="vgg16")
 
@@ -48,7 +48,8 @@ def build_parser():
     p.add_argument("content", nargs="?", help="the content image (photo)")
     p.add_argument("styles", nargs="*", metavar="style", help="one or more style images (paintings)")
     p.add_argument("-o", "--output", help="where to write the result (.png or .jpg); written atomically")
-    p.add_argument("--size", type=int, default=d["size"], help="longest side of the result in pixels (default %(default)s)")
+    p.add_argument("--size", type=int, default=d["size"],
+                   help="longest side of the result in pixels (default %(default)s)")
     p.add_argument("--iterations", type=int,
                    help=f"optimiser iterations (default {d['iterations']}; with --demo {d['demo_iterations']})")
     p.add_argument("--optimizer", choices=("lbfgs", "adam"), default=d["optimizer"],
@@ -84,12 +85,15 @@ def build_parser():
 
 
 # ----- images ---------------------------------------------------------------------------------------------------------
-def resize_longest(rgb, size):
-    """Resize an (H, W, 3) uint8 image so its longest side is `size` pixels (Lanczos), keeping the aspect ratio."""
-    h, w = rgb.shape[:2]
-    scale = size / max(h, w)
-    new = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return np.asarray(Image.fromarray(rgb).resize(new, Image.LANCZOS))
+def fit_longest(height, width, size):
+    """(height, width) scaled so that the longest side is `size` pixels, keeping the aspect ratio."""
+    scale = size / max(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def resize(rgb, height, width):
+    """An (H, W, 3) uint8 image resized to height x width (Lanczos)."""
+    return np.asarray(Image.fromarray(rgb).resize((width, height), Image.LANCZOS))
 
 
 def transfer_luminance(content_rgb, styled_rgb):
@@ -175,8 +179,6 @@ def parse_weights(text, what, count=None):
 
 def prepare(args):
     """Check everything and load the images; returns what `run` needs. Raises ValueError with one clear line."""
-    if args.size < 16:
-        raise ValueError(f"--size {args.size}: must be at least 16 pixels (VGG pools the image 4 times)")
     for name in ("iterations", "save_every"):
         if getattr(args, name) < 0:
             raise ValueError(f"--{name.replace('_', '-')}: must not be negative")
@@ -188,9 +190,8 @@ def prepare(args):
         content_rgb, style_rgb = demo_images()
         styles_rgb = [style_rgb]
     else:
-        content_rgb = resize_longest(load_image(args.content), args.size)
+        content_rgb = load_image(args.content)
         styles_rgb = [load_image(s) for s in args.styles]
-        styles_rgb = [resize_longest(s, max(16, round(args.size * args.style_scale))) for s in styles_rgb]
     blend = parse_weights(args.style_blend, "--style-blend", len(styles_rgb)) if args.style_blend else None
 
     model = VGG(args.model, args.pooling)
@@ -198,12 +199,22 @@ def prepare(args):
     style_layers = [model.layer_name(name.strip()) for name in args.style_layers.split(",") if name.strip()]
     if not style_layers:
         raise ValueError("--style-layers: give at least one layer")
-    height, width = content_rgb.shape[:2]
-    need = memory_estimate(model, height, width, [content_layer] + style_layers)
+    height, width = content_rgb.shape[:2] if args.demo else fit_longest(*content_rgb.shape[:2], args.size)
+    style_size = max(16, round(max(height, width) * args.style_scale))
+    style_shapes = [fit_longest(*s.shape[:2], style_size) for s in styles_rgb]
+    for what, (h, w) in zip(["content image"] + [f"style image {s}" for s in args.styles or ["(demo)"]],
+                            [(height, width)] + style_shapes):
+        if min(h, w) < 16:
+            raise ValueError(f"the {what} would be {w}x{h} pixels; VGG needs at least 16 on each side "
+                             "(use a larger --size or --style-scale)")
+    need = max(memory_estimate(model, h, w, [content_layer] + style_layers)
+               for h, w in [(height, width)] + style_shapes)
     have = available_memory()
     if have is not None and need > have:
         raise ValueError(f"--size {args.size}: a {width}x{height} image needs about {need / 2**30:.1f} GiB, "
-                         f"{have / 2**30:.1f} GiB is available; use a smaller --size")
+                         f"{have / 2**30:.1f} GiB is available; use a smaller --size or --style-scale")
+    content_rgb = resize(content_rgb, height, width)
+    styles_rgb = [resize(s, h, w) for s, (h, w) in zip(styles_rgb, style_shapes)]
 
     rng = np.random.default_rng(args.seed)
     if args.init == "content":
@@ -211,7 +222,7 @@ def prepare(args):
     elif args.init == "noise":
         init_rgb = rng.uniform(0, 255, content_rgb.shape)
     else:
-        init_rgb = np.asarray(Image.fromarray(load_image(args.init)).resize((width, height), Image.LANCZOS))
+        init_rgb = resize(load_image(args.init), height, width)
 
     weights_file = args.weights
     if weights_file is None and args.model == "vgg19":
@@ -272,7 +283,7 @@ def main(argv=None):
         print("Paint a photo in the style of a painting. Try --demo for a small example, --help for all options.",
               file=sys.stderr)
         return 2
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     if args.demo:
         args.output = args.output or "stylize_demo.png"
         args.iterations = DEFAULTS["demo_iterations"] if args.iterations is None else args.iterations

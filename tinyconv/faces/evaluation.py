@@ -37,9 +37,12 @@ class Evaluation:
                 *(f"wrote {p}" for p in self.plots)]
 
 
-def evaluate(model, lfw_dir, preprocess, folds=None, out_dir=None, cache_folder=None):
-    """Run the LFW protocol (on the first `folds` folds if given). out_dir: where to write roc.png/distances.png."""
-    pairs = lfw.read_pairs(lfw_dir, folds)
+def evaluate(model, lfw_dir, preprocess, per_fold=None, out_dir=None, cache_folder=None):
+    """Run the LFW protocol (on `per_fold` pairs of each fold if given, else all 6,000).
+
+    out_dir: where to write roc-<preprocess>.png and distances-<preprocess>.png (None: no plots).
+    """
+    pairs = lfw.read_pairs(lfw_dir, per_fold)
     missing = [p for p in pairs.images() if not Path(p).is_file()]
     if missing:
         raise FileNotFoundError(f"{missing[0]}: image named by pairs.txt is missing ({len(missing)} in all)")

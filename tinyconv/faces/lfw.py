@@ -39,8 +39,12 @@ def image_path(lfw_dir, name, number):
     return Path(lfw_dir) / "lfw-deepfunneled" / name / f"{name}_{int(number):04d}.jpg"
 
 
-def read_pairs(lfw_dir, folds=None):
-    """Pairs of `<lfw_dir>/pairs.txt`, optionally only the first `folds` folds. Bad lines: ValueError naming them."""
+def read_pairs(lfw_dir, per_fold=None):
+    """Pairs of `<lfw_dir>/pairs.txt`. Bad lines: ValueError naming them.
+
+    per_fold: keep only the first per_fold/2 matched and per_fold/2 mismatched pairs of each fold (a quick subset
+    that keeps the 10-fold protocol), or None for all.
+    """
     path = Path(lfw_dir) / "pairs.txt"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no pairs.txt here (expected the LFW folder with lfw-deepfunneled/)")
@@ -69,7 +73,12 @@ def read_pairs(lfw_dir, folds=None):
         same.append(len(fields) == 3)
         fold.append(k)
     pairs = Pairs(left, right, np.array(same), np.array(fold))
-    return pairs if folds is None else pairs.subset(np.flatnonzero(pairs.fold < folds))
+    if per_fold is None:
+        return pairs
+    if per_fold < 2:
+        raise ValueError(f"per_fold must be at least 2 (one matched and one mismatched pair), got {per_fold}")
+    rank = (np.arange(len(pairs)) % (2 * n_each)) % n_each  # position among the fold's pairs of the same kind
+    return pairs.subset(np.flatnonzero(rank < per_fold // 2))
 
 
 def pair_distances(encodings, pairs):

@@ -1,8 +1,7 @@
-"""Numba/BLAS kernels over plain NumPy arrays (NHWC activations, HWIO kernels): no Tensor logic here.
+"""Convolution and pooling kernels over plain NumPy arrays (Numba loops + BLAS); no Tensor logic here.
 
-tensor-free building blocks for tinyconv.functional: every function takes and returns ndarrays, dtype float32 or
-float64 (the output follows the input), with stride (sh, sw) and padding ((top, bottom), (left, right)) already
-resolved by the caller.
+Activations are NHWC (N, H, W, C), kernels HWIO (kh, kw, C, O); dtype float32 or float64 (outputs follow the
+input); stride (sh, sw) and padding ((top, bottom), (left, right)) arrive already resolved by tinyconv.functional.
 """
 from tinyconv.kernels.conv import conv2d_forward, conv2d_grad_input, conv2d_grad_weight
 from tinyconv.kernels.pool import (avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward,

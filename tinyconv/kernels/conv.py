@@ -5,7 +5,7 @@ Wo likewise. stride = (sh, sw); padding = ((pt, pb), (pl, pr)), zeros, already r
 
 With K = kh*kw*C and the column matrix `cols` of `im2col` (one row per output pixel):
     forward       y  = cols @ w.reshape(K, O)
-    grad_input    gx = col2im(gy @ w.reshape(K, O).T)
+    grad_input    gx = col2im(gy @ w.reshape(K, O).T)   (stride 1: a forward convolution of gy, see there)
     grad_weight   gw = cols.T @ gy
 The work is done in tiles of output rows so the column buffer stays a few MB (the big early VGG layers would
 otherwise move 100+ MB of columns through memory). 1x1 stride-1 unpadded convolutions are plain matrix products
@@ -15,8 +15,8 @@ import numpy as np
 
 from tinyconv.kernels.im2col import col2im_add, im2col
 
-TILE_BYTES = 4 << 20          # target size of one tile of the column matrix
-_scratch = {}                 # dtype -> reusable 1-D buffer for column tiles (grown on demand, never shrunk)
+TILE_BYTES = 8 << 20          # target size of one tile of the column matrix
+_scratch = {}                 # dtype -> reusable 1-D buffer for column tiles (grown on demand; not thread-safe)
 
 
 def _buffer(rows, cols, dtype):
@@ -62,6 +62,7 @@ def conv2d_forward(x, w, stride, padding):
     N, H, W, C = x.shape
     kh, kw, _, O = w.shape
     K = kh * kw * C
+    x = np.ascontiguousarray(x)
     wm = np.ascontiguousarray(w, dtype=x.dtype).reshape(K, O)
     y = np.empty((N, Ho, Wo, O), x.dtype)
     if _is_pointwise(w.shape, stride, padding):
@@ -76,18 +77,24 @@ def conv2d_forward(x, w, stride, padding):
 
 
 def conv2d_grad_input(gy, w, x_shape, stride, padding):
-    """gx of shape x_shape (the unpadded input) = vector-Jacobian product of conv2d_forward with gy (N, Ho, Wo, O)."""
+    """gx of shape x_shape (the unpadded input) = vector-Jacobian product of conv2d_forward with gy (N, Ho, Wo, O).
+
+    Stride 1 (padding smaller than the kernel, as 'same' and 'valid' give): gx is the forward convolution of gy
+    with the kernel turned 180 degrees and in/out swapped, padded by kernel-1-padding on each side - one more
+    im2col + matrix product, written straight into gx. Otherwise: gy @ w.T to columns, then col2im.
+    """
     Ho, Wo = _geometry(x_shape, w.shape, stride, padding)
     N, H, W, C = x_shape
     kh, kw, _, O = w.shape
-    K = kh * kw * C
-    wt = np.ascontiguousarray(w, dtype=gy.dtype).reshape(K, O).T
     if gy.shape != (N, Ho, Wo, O):
         raise ValueError(f"conv2d: output gradient has shape {gy.shape}, expected {(N, Ho, Wo, O)}")
-    if _is_pointwise(w.shape, stride, padding):
-        return np.dot(gy.reshape(-1, O), wt).reshape(x_shape)
-    (sh, sw), ((pt, _), (pl, _)) = stride, padding
-    gy2 = gy.reshape(N * Ho * Wo, O)
+    (sh, sw), ((pt, pb), (pl, pr)) = stride, padding
+    if (sh, sw) == (1, 1) and max(pt, pb) < kh and max(pl, pr) < kw:
+        w_turned = w[::-1, ::-1].transpose(0, 1, 3, 2)
+        return conv2d_forward(gy, w_turned, (1, 1), ((kh - 1 - pt, kh - 1 - pb), (kw - 1 - pl, kw - 1 - pr)))
+    K = kh * kw * C
+    wt = np.ascontiguousarray(w, dtype=gy.dtype).reshape(K, O).T
+    gy2 = np.ascontiguousarray(gy).reshape(N * Ho * Wo, O)
     gx = np.zeros(x_shape, gy.dtype)
     for t0, t1 in _tiles(N, Ho, Wo, K, gy.itemsize):
         gcols = np.dot(gy2[t0 * Wo:t1 * Wo], wt, out=_buffer((t1 - t0) * Wo, K, gy.dtype))
@@ -103,7 +110,8 @@ def conv2d_grad_weight(x, gy, w_shape, stride, padding):
     K = kh * kw * C
     if gy.shape != (N, Ho, Wo, O):
         raise ValueError(f"conv2d: output gradient has shape {gy.shape}, expected {(N, Ho, Wo, O)}")
-    gy2 = gy.reshape(N * Ho * Wo, O).astype(x.dtype, copy=False)
+    x = np.ascontiguousarray(x)
+    gy2 = np.ascontiguousarray(gy, dtype=x.dtype).reshape(N * Ho * Wo, O)
     if _is_pointwise(w_shape, stride, padding):
         return np.dot(x.reshape(-1, C).T, gy2).reshape(w_shape)
     (sh, sw), ((pt, _), (pl, _)) = stride, padding

@@ -5,10 +5,11 @@ size = (ph, pw), stride = (sh, sw), padding = ((pt, pb), (pl, pr)) already resol
 Window (oh, ow) covers input rows oh*sh - pt .. oh*sh - pt + ph - 1 and columns ow*sw - pl .. ow*sw - pl + pw - 1;
 only the cells of the window that lie inside the image take part (see each function for what that means).
 
-Loops keep the channel axis innermost (contiguous in NHWC) so LLVM vectorises them. Both backward passes are
-written as gathers over input rows (each thread owns the rows it writes), which is race-free even when windows
-overlap, e.g. 3x3 stride 2.
+Loops keep the channel axis innermost (contiguous in NHWC) so LLVM vectorises them. Threads never write the
+same cell, even when windows overlap (e.g. 3x3 stride 2): the forward passes and the average-pool backward (a
+gather over input rows) split the rows among threads, the max-pool backward (a scatter) splits the channels.
 """
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -67,21 +68,21 @@ def _max_forward(x, ph, pw, sh, sw, pt, pl, y, arg):
 
 
 @njit(parallel=True, cache=True)
-def _max_backward(gy, arg, gx):
+def _max_backward(gy, arg, parts, gx):
     N, H, W, C = gx.shape
     _, Ho, Wo, _ = gy.shape
-    B = 16                                   # channels per task: one 64-byte line of float32
-    nb = (C + B - 1) // B
-    for task in prange(N * nb):              # each task owns channels c0..c1 of one image: no write races
-        n = task // nb
-        c0 = (task - n * nb) * B
-        c1 = min(c0 + B, C)
+    g = gx.reshape(N, H * W, C)
+    block = (C + parts - 1) // parts
+    for task in prange(N * parts):           # each task owns one block of channels of one image: no races
+        n = task // parts
+        c0 = (task - n * parts) * block
+        c1 = min(c0 + block, C)
         for oh in range(Ho):
             for ow in range(Wo):
                 for c in range(c0, c1):
                     flat = arg[n, oh, ow, c]
                     if flat >= 0:
-                        gx[n, flat // W, flat % W, c] += gy[n, oh, ow, c]
+                        g[n, flat, c] += gy[n, oh, ow, c]
     return gx
 
 
@@ -132,28 +133,36 @@ def _avg_backward(gy, ph, pw, sh, sw, pt, pl, gx):
     return gx
 
 
+def _args(size, stride, padding):
+    """The window geometry as the flat int arguments of the Numba loops: ph, pw, sh, sw, pt, pl."""
+    return size[0], size[1], stride[0], stride[1], padding[0][0], padding[1][0]
+
+
 def max_pool2d_forward(x, size, stride, padding):
     """Max pooling. Returns (y, argmax): y (N, Ho, Wo, C) and argmax (N, Ho, Wo, C) int32.
 
     Padding cells act as -inf and are never chosen. argmax[n, oh, ow, c] = h*W + w, the position in the
     unpadded image of the cell that gave the maximum. Ties: the FIRST maximal cell in row-major window order
-    (smallest h, then smallest w) is chosen and gets the whole gradient in backward.
+    (smallest h, then smallest w) is chosen and gets the whole gradient in backward. A window made only of
+    padding gives -inf and argmax -1 (no gradient).
     """
     Ho, Wo = _geometry(x.shape, size, stride, padding)
     N, H, W, C = x.shape
     y = np.empty((N, Ho, Wo, C), x.dtype)
     arg = np.empty((N, Ho, Wo, C), np.int32)
-    return _max_forward(x, size[0], size[1], stride[0], stride[1], padding[0][0], padding[1][0], y, arg)
+    return _max_forward(np.ascontiguousarray(x), *_args(size, stride, padding), y, arg)
 
 
 def max_pool2d_backward(gy, argmax, x_shape):
-    """gx of shape x_shape: each gy[n, oh, ow, c] added to the input cell argmax[n, oh, ow, c] named.
+    """gx of shape x_shape: each gy[n, oh, ow, c] added to the input cell argmax[n, oh, ow, c] names.
 
     Overlapping windows that chose the same cell accumulate.
     """
     if gy.shape != argmax.shape or gy.shape[0] != x_shape[0] or gy.shape[3] != x_shape[3]:
         raise ValueError(f"max_pool2d: gradient {gy.shape} does not match argmax {argmax.shape} / input {x_shape}")
-    return _max_backward(gy, argmax, np.zeros(x_shape, gy.dtype))
+    parts = min(x_shape[3], -(-numba.get_num_threads() // x_shape[0]))   # channel blocks per image
+    gx = np.zeros(x_shape, gy.dtype)
+    return _max_backward(np.ascontiguousarray(gy), np.ascontiguousarray(argmax), parts, gx)
 
 
 def avg_pool2d_forward(x, size, stride, padding):
@@ -164,7 +173,7 @@ def avg_pool2d_forward(x, size, stride, padding):
     """
     Ho, Wo = _geometry(x.shape, size, stride, padding)
     y = np.empty((x.shape[0], Ho, Wo, x.shape[3]), x.dtype)
-    return _avg_forward(x, size[0], size[1], stride[0], stride[1], padding[0][0], padding[1][0], y)
+    return _avg_forward(np.ascontiguousarray(x), *_args(size, stride, padding), y)
 
 
 def avg_pool2d_backward(gy, x_shape, size, stride, padding):
@@ -173,4 +182,4 @@ def avg_pool2d_backward(gy, x_shape, size, stride, padding):
     if gy.shape != (x_shape[0], Ho, Wo, x_shape[3]):
         raise ValueError(f"avg_pool2d: gradient has shape {gy.shape}, expected {(x_shape[0], Ho, Wo, x_shape[3])}")
     gx = np.empty(x_shape, gy.dtype)
-    return _avg_backward(gy, size[0], size[1], stride[0], stride[1], padding[0][0], padding[1][0], gx)
+    return _avg_backward(np.ascontiguousarray(gy), *_args(size, stride, padding), gx)

@@ -1,9 +1,10 @@
 """VGG16 and VGG19 (Simonyan & Zisserman 2015) as feature extractors for style transfer: the convolutional part only.
 
 Five blocks of 3x3 convolutions (stride 1, padding 1: "same"), each followed by ReLU; 2x2 pooling (max, or average
-as Gatys et al. suggest) between the blocks. Layers carry the weights file's names: `block1_conv1` ... `block5_conv3` (VGG19: up to
-`block5_conv4`), each with a `kernel` (3, 3, in, out) and a `bias` (out,). Inputs follow the weights' "caffe"
-convention: (1, H, W, 3), BGR, 0..255 minus the BGR mean (103.939, 116.779, 123.68).
+as Gatys et al. suggest) between the blocks. Layers carry the weights file's names: `block1_conv1` ...
+`block5_conv3` (VGG19: up to `block5_conv4`), each with a `kernel` (3, 3, in, out) and a `bias` (out,).
+Inputs follow the weights' "caffe" convention: (1, H, W, 3), BGR, 0..255 minus the BGR mean
+(103.939, 116.779, 123.68).
 """
 import re
 

@@ -9,7 +9,7 @@ Command line: python -m tinyconv.weights --help
 """
 from tinyconv.weights.convert import convert_file
 from tinyconv.weights.fetch import ensure, home, path_if_present, verify, weights_path
-from tinyconv.weights.format import load, read_attrs, read_state, save
+from tinyconv.weights.format import load, read_attrs, read_shapes, read_state, save
 
-__all__ = ["load", "save", "read_attrs", "read_state", "ensure", "path_if_present", "weights_path", "home",
-           "verify", "convert_file"]
+__all__ = ["load", "save", "read_attrs", "read_state", "read_shapes", "ensure", "path_if_present", "weights_path",
+           "home", "verify", "convert_file"]

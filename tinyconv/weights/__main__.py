@@ -47,19 +47,20 @@ def run_list(args):
 
 
 def run_verify(args):
-    files = sorted((home() / "weights").glob("*.h5"))
+    files = sorted(p for p in (home() / "weights").glob("*.h5") if not p.name.startswith("."))  # not temporaries
     bad = 0
     for path in files:
         try:
             attrs = verify(path)
             print(f"ok   {path} ({attrs['architecture']}, from {attrs['source_file']})")
         except (ValueError, FileNotFoundError) as e:
-            print(f"bad  {path}: {e}")
+            print(f"bad  {e}")
             bad += 1
     if not files:
         print(f"no weights files in {home() / 'weights'} (python -m tinyconv.weights fetch all)")
     if bad:
-        print(f"error: {bad} bad weights file(s); fetch them again with --force", file=sys.stderr)
+        print(f"error: {bad} bad weights file(s): fetch them again (python -m tinyconv.weights fetch NAME) "
+              "or convert them again (convert --from FILE --arch NAME)", file=sys.stderr)
     return 1 if bad else 0
 
 

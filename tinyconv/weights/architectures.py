@@ -1,13 +1,16 @@
 """What each supported architecture's weights must look like, how its inputs are prepared, and whose work it is.
 
-`check(arch, state)` is the converter's sanity check: the layer names and shapes of VGG16/VGG19 are known exactly;
+`check(arch, shapes)` is the converters' sanity check: the layer names and shapes of VGG16/VGG19 are known exactly;
 FaceNet's 244 weighted layers are checked by their counts, a few landmark shapes and the total number of values.
 (The full name/shape check against a model happens when the file is loaded: `format.load`.)
 """
+import re
+
 import numpy as np
 
 VGG_WIDTHS = (64, 128, 256, 512, 512)
 VGG_DEPTHS = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
+VGG_CONV = re.compile(r"block\d+_conv\d+")
 
 FACENET_CONV_KERNELS = 132
 FACENET_BATCH_NORMS = 112
@@ -57,47 +60,53 @@ def vgg_shapes(arch):
 
 
 def detect(state):
-    """Name the architecture a state dict looks like ('facenet', 'vgg16', 'vgg19'), or None."""
+    """Name the architecture whose layer names `state` ({"layer/param": ...}) has ('facenet', 'vgg16', 'vgg19')."""
     if "Bottleneck/kernel" in state:
         return "facenet"
+    convs = set(vgg_convolutions(state))
     for arch in VGG_DEPTHS:
-        if set(state) == set(vgg_shapes(arch)):
+        if convs == set(vgg_shapes(arch)):
             return arch
     return None
 
 
-def check(arch, state, where):
-    """Raise ValueError("<where>: ...") unless `state` ({'layer/param': array}) holds the weights of `arch`."""
+def vgg_convolutions(state):
+    """The entries of `state` that belong to VGG's convolutional part (block<B>_conv<C>), without dense layers."""
+    return {k: v for k, v in state.items() if VGG_CONV.fullmatch(k.rpartition("/")[0])}
+
+
+def check(arch, shapes, where):
+    """Raise ValueError("<where>: ...") unless `shapes` ({'layer/param': shape tuple}) are those of `arch`."""
     if arch not in ARCHITECTURES:
         raise ValueError(f"{where}: unknown architecture {arch!r} (known: {', '.join(ARCHITECTURES)})")
-    found = detect(state)
+    found = detect(shapes)
     if found is not None and found != arch:
         raise ValueError(f"{where}: these are {found} weights, not {arch}")
     if arch == "facenet":
-        _check_facenet(state, where)
+        _check_facenet(shapes, where)
     else:
-        _check_shapes(vgg_shapes(arch), state, where)
+        _check_shapes(vgg_shapes(arch), shapes, where)
 
 
-def _check_shapes(expected, state, where):
-    missing = [k for k in expected if k not in state]
+def _check_shapes(expected, shapes, where):
+    missing = [k for k in expected if k not in shapes]
     if missing:
         raise ValueError(f"{where}: missing layer {missing[0]} (expected shape {expected[missing[0]]})"
                          + (f" and {len(missing) - 1} more" if len(missing) > 1 else ""))
-    extra = [k for k in state if k not in expected]
+    extra = [k for k in shapes if k not in expected]
     if extra:
-        raise ValueError(f"{where}: unexpected layer {extra[0]} with shape {tuple(np.shape(state[extra[0]]))}")
+        raise ValueError(f"{where}: unexpected layer {extra[0]} with shape {tuple(shapes[extra[0]])}")
     for key, shape in expected.items():
-        if tuple(np.shape(state[key])) != tuple(shape):
-            raise ValueError(f"{where}: layer {key}: expected shape {tuple(shape)}, found {np.shape(state[key])}")
+        if tuple(shapes[key]) != tuple(shape):
+            raise ValueError(f"{where}: layer {key}: expected shape {tuple(shape)}, found {tuple(shapes[key])}")
 
 
-def _check_facenet(state, where):
-    _check_shapes(FACENET_LANDMARKS, {k: state[k] for k in state if k in FACENET_LANDMARKS}, where)
-    kernels = [k for k in state if k.endswith("/kernel") and len(np.shape(state[k])) == 4]
-    norms = [k for k in state if k.endswith("/moving_mean")]
-    gammas = [k for k in state if k.endswith("/gamma")]
-    values = sum(int(np.size(v)) for v in state.values())
+def _check_facenet(shapes, where):
+    _check_shapes(FACENET_LANDMARKS, {k: shapes[k] for k in shapes if k in FACENET_LANDMARKS}, where)
+    kernels = [k for k in shapes if k.endswith("/kernel") and len(shapes[k]) == 4]
+    norms = [k for k in shapes if k.endswith("/moving_mean")]
+    gammas = [k for k in shapes if k.endswith("/gamma")]
+    values = sum(int(np.prod(shape)) for shape in shapes.values())
     for what, found, expected in (("convolution kernels", len(kernels), FACENET_CONV_KERNELS),
                                   ("batch-norm layers", len(norms), FACENET_BATCH_NORMS),
                                   ("batch-norm gammas", len(gammas), 0), ("values in all", values, FACENET_VALUES)):

@@ -7,7 +7,7 @@
 import hashlib
 from pathlib import Path
 
-from tinyconv.weights.architectures import ARCHITECTURES, check
+from tinyconv.weights.architectures import ARCHITECTURES, check, detect, vgg_convolutions
 from tinyconv.weights.keras import read_keras
 from tinyconv.weights.matconvnet import read_matconvnet
 from tinyconv.weights.onnx_vgg import read_onnx_vgg
@@ -35,9 +35,12 @@ def convert_file(path, arch, package="", version=""):
         attrs.update(preprocessing)
     else:
         raise ValueError(f"{path}: unknown weights file type {suffix!r} (Keras .h5, ONNX .onnx, MatConvNet .mat)")
+    found = detect(state)
+    if found is not None and found != arch:
+        raise ValueError(f"{path}: these are {found} weights, not {arch}")
     if arch.startswith("vgg"):   # the dense layers of a VGG file are not part of our convolutional VGG
-        state = {k: v for k, v in state.items() if k.startswith("block")}
-    check(arch, state, path)
+        state = vgg_convolutions(state)
+    check(arch, {k: v.shape for k, v in state.items()}, path)
     attrs.update(source_package=package, source_version=version, source_file=path.name,
                  source_sha256=sha256(path))
     return state, attrs

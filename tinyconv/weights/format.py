@@ -67,6 +67,14 @@ def read_state(path):
         return state, _attrs(f)
 
 
+def read_shapes(path):
+    """({"layer/param": shape tuple}, attrs) of a tinyconv weights file, without reading the arrays."""
+    with _open(path) as f:
+        shapes = {}
+        f.visititems(lambda key, obj: shapes.update({key: obj.shape}) if isinstance(obj, h5py.Dataset) else None)
+        return shapes, _attrs(f)
+
+
 def load(path, model, strict=True, architecture=None):
     """Copy the weights in `path` into `model` after checking them; returns the file's attributes.
 

@@ -29,6 +29,8 @@ def read_keras(path):
         raise ValueError(f"{path}: not a readable HDF5 file ({e})") from None
     with f:
         root = f["model_weights"] if "model_weights" in f else f
+        if f.attrs.get("format") == "tinyconv-weights":
+            raise ValueError(f"{path}: already a tinyconv weights file, nothing to convert")
         if "layer_names" not in root.attrs:
             raise ValueError(f"{path}: not a Keras weights file (no layer_names attribute)")
         state = {}

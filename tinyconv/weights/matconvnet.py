@@ -19,7 +19,7 @@ def read_matconvnet(path):
     """({"block1_conv1/kernel": (3, 3, 3, 64) float32, ...}, preprocessing attrs) of a MatConvNet VGG .mat file."""
     try:
         mat = scipy.io.loadmat(str(path), struct_as_record=False, squeeze_me=True)
-    except (ValueError, OSError, NotImplementedError, TypeError) as e:
+    except Exception as e:  # scipy raises MatReadError, ValueError, IndexError... on a damaged file
         raise ValueError(f"{path}: not a readable MATLAB v5 file ({e})") from None
     if "layers" not in mat:
         raise ValueError(f"{path}: no 'layers' variable: not a MatConvNet network")

@@ -1,0 +1,96 @@
+"""The FaceNet network: layer names against the weights file, shapes, and gradients through the whole graph."""
+import numpy as np
+import pytest
+
+import tinyconv.functional as F
+from tinyconv import Tensor, nn, no_grad, weights
+from tinyconv.faces.triplet import triplet_loss
+from tinyconv.models.facenet import InceptionResNetV1, facenet
+
+
+def weights_file():
+    path = weights.path_if_present("facenet")
+    if path is None:
+        pytest.skip("converted FaceNet weights absent (python -m tinyconv.weights fetch facenet)")
+    return path
+
+
+def test_layers_as_in_the_paper_and_the_file():
+    model = InceptionResNetV1()
+    modules = [m for _, m in model.named_modules()]
+    assert sum(isinstance(m, nn.Conv2d) for m in modules) == 132
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in modules) == 112  # 111 after convolutions + Bottleneck_BatchNorm
+    params = model.named_parameters()
+    assert params["Conv2d_1a_3x3/kernel"].shape == (3, 3, 3, 32)
+    assert "Conv2d_1a_3x3/bias" not in params and "Conv2d_1a_3x3_BatchNorm/gamma" not in params
+    assert params["Block35_1_Branch_0_Conv2d_1x1/kernel"].shape == (1, 1, 256, 32)
+    assert params["Block17_10_Branch_1_Conv2d_0b_1x7/kernel"].shape == (1, 7, 128, 128)
+    assert params["Block8_6_Conv2d_1x1/bias"].shape == (1792,)
+    assert params["Bottleneck/kernel"].shape == (1792, 128)
+    assert "Bottleneck/bias" not in params
+    assert model.named_buffers()["Mixed_7a_Branch_2_Conv2d_1a_3x3_BatchNorm/moving_variance"].shape == (256,)
+
+
+def test_state_dict_maps_one_to_one_onto_the_weights_file():
+    state, attrs = weights.read_state(weights_file())
+    model_state = InceptionResNetV1().state_dict()
+    assert attrs["architecture"] == "facenet"
+    assert set(model_state) == set(state)
+    assert all(model_state[k].shape == state[k].shape for k in state)
+
+
+def test_pretrained_model_encodes_160px_images():
+    model = facenet(weights_file())
+    assert not model.training
+    x = np.random.default_rng(0).random((2, 160, 160, 3), dtype=np.float32)
+    with no_grad():
+        y = model(Tensor(x))
+    assert y.shape == (2, 128) and y.dtype == np.float32
+    assert not np.allclose(y.data[0], y.data[1])
+
+
+def test_bad_input_shape_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"expected images of shape \(N, H, W, 3\)"):
+        InceptionResNetV1().eval()(Tensor(np.zeros((1, 160, 160), np.float32)))
+
+
+def test_triplet_loss_gradient_reaches_every_parameter_and_matches_central_differences():
+    """float64, 75 px inputs (the smallest size every stride-2 'valid' layer accepts), random weights."""
+    np.random.seed(0)
+    model = InceptionResNetV1().eval().astype(np.float64)
+    rng = np.random.default_rng(1)
+    for name, buffer in model.named_buffers().items():  # realistic statistics instead of 0/1
+        buffer[...] = rng.uniform(0.5, 1.5, buffer.shape) if name.endswith("variance") else rng.normal(0, .1,
+                                                                                                      buffer.shape)
+    x = Tensor(rng.random((3, 75, 75, 3)), requires_grad=True)
+
+    def loss():
+        e = F.l2_normalize(model(x), axis=-1)
+        return triplet_loss(None, (e[0:1], e[1:2], e[2:3]), alpha=4.0)  # alpha 4 > any squared distance: active
+
+    model.zero_grad()
+    out = loss()
+    out.backward()
+    params = model.named_parameters()
+    assert all(p.grad is not None and p.grad.shape == p.shape for p in params.values())
+    assert all(np.any(p.grad != 0) for p in params.values())
+
+    def numeric(array, index, eps=1e-6):
+        saved = array[index]
+        array[index] = saved + eps
+        with no_grad():
+            up = loss().item()
+        array[index] = saved - eps
+        with no_grad():
+            down = loss().item()
+        array[index] = saved
+        return (up - down) / (2 * eps)
+
+    checks = [("Conv2d_1a_3x3/kernel", (1, 2, 0, 5)), ("Block35_3_Branch_2_Conv2d_0b_3x3/kernel", (2, 0, 7, 3)),
+              ("Mixed_6a_Branch_1_Conv2d_0b_3x3_BatchNorm/beta", (11,)), ("Block17_7_Conv2d_1x1/bias", (100,)),
+              ("Block8_6_Branch_1_Conv2d_0c_3x1/kernel", (1, 0, 3, 4)), ("Bottleneck/kernel", (17, 9))]
+    for name, index in checks:
+        p = params[name]
+        assert p.grad[index] == pytest.approx(numeric(p.data, index), rel=1e-4, abs=1e-8), name
+    for index in [(2, 40, 33, 2)]:
+        assert x.grad[index] == pytest.approx(numeric(x.data, index), rel=1e-4, abs=1e-8)

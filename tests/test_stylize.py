@@ -1,0 +1,192 @@
+"""Style transfer end to end: the gradient of the total cost, the optimisers, and the command line with its failures.
+
+The command-line runs use a VGG16 weights file of random weights written by the test (no download needed); the
+real weights are used where noted, and those tests skip when they are absent.
+"""
+import numpy as np
+import pytest
+
+from tinyconv import gradcheck, weights
+from tinyconv.files import load_image, save_image
+from tinyconv.models.vgg import VGG, vgg16
+from tinyconv.style import STYLE_LAYERS
+from tinyconv.style_transfer import StyleTransfer, memory_estimate, run_adam, run_lbfgs
+from tinyconv.stylize import main, transfer_luminance
+from tinyconv.weights.architectures import ARCHITECTURES
+
+RNG = np.random.default_rng(0)
+CONTENT = RNG.integers(0, 256, (24, 32, 3), dtype=np.uint8)
+STYLE = RNG.integers(0, 256, (20, 20, 3), dtype=np.uint8)
+
+
+def small_problem(model, content_weight=10.0, style_weight=40.0, tv_weight=0.1):
+    return StyleTransfer(model, model.preprocess(CONTENT[:16, :16]), [model.preprocess(STYLE[:16, :16])],
+                         "block4_conv2", STYLE_LAYERS, content_weight, style_weight, tv_weight)
+
+
+def check_total_cost_gradient(model):
+    """dJ/d(image) of the whole cost (content + 5 style layers to block5_conv1 + TV) against central differences."""
+    model.astype(np.float64)
+    problem = small_problem(model)
+    x = model.preprocess(np.random.default_rng(1).uniform(0, 255, (16, 16, 3)))
+    assert x.dtype == np.float64
+    assert gradcheck(lambda g: problem.costs(g)[0], x, samples=50, atol=1e-6, rtol=1e-4)
+
+
+def test_total_cost_gradcheck_random_vgg():
+    np.random.seed(0)
+    check_total_cost_gradient(VGG())
+
+
+def test_total_cost_gradcheck_real_vgg16():
+    path = weights.path_if_present("vgg16")
+    if path is None:
+        pytest.skip("VGG16 weights not converted yet (python -m tinyconv.weights fetch vgg16)")
+    check_total_cost_gradient(vgg16(path))
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+def test_optimisers_lower_the_cost_and_keep_pixels_in_range(optimizer):
+    np.random.seed(0)
+    model = VGG()
+    problem = small_problem(model)
+    x0 = model.preprocess(CONTENT[:16, :16])
+    start = problem.loss_and_grad(x0)[0]
+    seen = []
+    if optimizer == "lbfgs":
+        best = run_lbfgs(problem, x0, 5, lambda i, parts: seen.append(i))
+    else:
+        best = run_adam(problem, x0, 5, 2.55, lambda i, parts: seen.append(i))
+    assert seen == [1, 2, 3, 4, 5]
+    assert problem.best_cost < start and best is problem.best
+    rgb = model.deprocess(best)
+    assert rgb.min() >= -1e-3 and rgb.max() <= 255 + 1e-3
+
+
+def test_memory_estimate_grows_with_the_image():
+    model = VGG()
+    layers = ["block4_conv2"] + [name for name, _ in STYLE_LAYERS]
+    small, large = memory_estimate(model, 256, 256, layers), memory_estimate(model, 512, 512, layers)
+    # per-pixel parts scale 4x; the fixed part (weights, interpreter) stays
+    fixed = memory_estimate(model, 0, 0, layers)
+    assert large - fixed == pytest.approx(4 * (small - fixed))
+    assert fixed >= sum(p.data.nbytes for p in model.parameters())
+
+
+def test_transfer_luminance_keeps_the_content_colours():
+    to_yiq = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+    styled = np.random.default_rng(3).uniform(0, 255, CONTENT.shape)
+    out = transfer_luminance(CONTENT, styled)
+    np.testing.assert_allclose(out @ to_yiq[0], styled @ to_yiq[0], atol=1e-9)
+    np.testing.assert_allclose(out @ to_yiq[1:].T, CONTENT @ to_yiq[1:].T, atol=1e-9)
+
+
+# ----- the command line ----------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """A content and a style image and a VGG16 weights file of random weights, in a temporary folder."""
+    folder = tmp_path_factory.mktemp("stylize")
+    save_image(folder / "content.png", CONTENT)
+    save_image(folder / "style.jpg", STYLE)
+    np.random.seed(0)
+    attrs = dict(ARCHITECTURES["vgg16"], architecture="vgg16", source_package="", source_version="",
+                 source_file="random weights of tests/test_stylize.py", source_sha256="")
+    weights.save(folder / "vgg16_random.h5", VGG(), attrs)
+    return folder
+
+
+def stylize(files, *args):
+    return main([str(files / "content.png"), str(files / "style.jpg"), "--weights", str(files / "vgg16_random.h5"),
+                 "--size", "32", *map(str, args)])
+
+
+def one_error_line(capsys):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    return err[0]
+
+
+def test_no_arguments_prints_usage(capsys):
+    assert main([]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: python -m tinyconv.stylize") and "--demo" in err
+
+
+def test_help_documents_defaults_and_the_loss_convention(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert exit_.value.code == 0
+    for text in ("--original-colors", "--style-blend", "J_content = sum((a_C - a_G)^2) / (4 nH nW nC)",
+                 "default 300", "block4_conv2"):
+        assert text in out
+
+
+@pytest.mark.parametrize("args, message", [
+    ("{f}/content.png {f}/missing.jpg -o {f}/out.png", "missing.jpg: no such image file"),
+    ("{f}/not_an_image.jpg {f}/style.jpg -o {f}/out.png", "not_an_image.jpg: not a readable image"),
+    ("{f}/content.png {f}/style.jpg -o {f}/no_such_folder/out.png", "the output folder"),
+    ("{f}/content.png {f}/style.jpg -o {f}/out.xyz", "unknown image format"),
+    ("{f}/content.png {f}/style.jpg -o {f}/out.png --style-layers conv9_1", "vgg16: no layer 'conv9_1'"),
+    ("{f}/content.png {f}/style.jpg -o {f}/out.png --style-blend 1,2", "--style-blend: expected 1 non-negative"),
+    ("{f}/content.png {f}/style.jpg -o {f}/out.png --size 8", "VGG needs at least 16 on each side"),
+    ("{f}/content.png {f}/style.jpg -o {f}/out.png --size 300000", "GiB is available; use a smaller --size"),
+    ("{f}/content.png {f}/style.jpg -o {f}/out.png --init {f}/nothing.png", "nothing.png: no such image file"),
+    ("{f}/content.png {f}/style.jpg -o {f}/out.png --model vgg19 --weights {f}/none.h5", "none.h5: no such"),
+])
+def test_failures_are_one_line_before_any_work(files, capsys, args, message):
+    (files / "not_an_image.jpg").write_text("hello")
+    assert main(args.format(f=files).split()) == 1
+    assert message in one_error_line(capsys)
+    assert not (files / "out.png").exists()
+
+
+def test_missing_style_is_a_usage_error(files, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([str(files / "content.png"), "-o", str(files / "out.png")])
+    assert exit_.value.code == 2
+    assert "at least one STYLE image" in capsys.readouterr().err
+
+
+def test_run_writes_the_image_and_the_same_seed_gives_the_same_image(files, capsys):
+    for name in ("a.png", "b.png"):
+        assert stylize(files, "-o", files / name, "--iterations", 3, "--init", "noise", "--seed", 7) == 0
+    a, b = load_image(files / "a.png"), load_image(files / "b.png")
+    assert a.shape == (24, 32, 3)
+    np.testing.assert_array_equal(a, b)
+    err = capsys.readouterr().err
+    assert "iteration    3/3  loss" in err and "s/it  ETA" in err
+    assert stylize(files, "-o", files / "c.png", "--iterations", 3, "--init", "noise", "--seed", 8) == 0
+    assert not np.array_equal(a, load_image(files / "c.png"))
+
+
+def test_adam_save_every_original_colors_and_blend(files):
+    out = files / "adam.jpg"
+    assert stylize(files, str(files / "style.jpg"), "-o", out, "--optimizer", "adam", "--iterations", 4,
+                   "--save-every", 2, "--original-colors", "--style-blend", "0.3,0.7", "--pooling", "avg") == 0
+    assert load_image(out).shape == (24, 32, 3)
+    assert (files / "adam_0002.jpg").is_file() and not (files / "adam_0004.jpg").exists()
+
+
+def test_ctrl_c_saves_the_latest_image(files, monkeypatch, capsys):
+    calls = {"n": 0}
+    original = StyleTransfer.loss_and_grad
+
+    def interrupted(self, x):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return original(self, x)
+    monkeypatch.setattr(StyleTransfer, "loss_and_grad", interrupted)
+    out = files / "interrupted.png"
+    assert stylize(files, "-o", out, "--iterations", 50) == 130
+    assert load_image(out).shape == (24, 32, 3)
+    assert "interrupted" in capsys.readouterr().err
+    assert not [p for p in files.iterdir() if p.name.startswith(".interrupted")]   # no temporary file left
+
+
+def test_demo_runs_on_images_made_in_code(tmp_path, files):
+    out = tmp_path / "demo.png"
+    assert main(["--demo", "-o", str(out), "--iterations", "2", "--weights", str(files / "vgg16_random.h5")]) == 0
+    assert load_image(out).shape == load_image(tmp_path / "demo_content.png").shape == (96, 128, 3)
+    assert (tmp_path / "demo_style.png").is_file()

@@ -1,0 +1,16 @@
+"""Face verification and recognition with FaceNet, under the Coursera course's names.
+
+    img_to_encoding(image_path, model)            one image -> (128,) unit encoding
+    encode(model, images)                         many images -> (N, 128)
+    verify(image_path, identity, database, model) -> (distance, door_open)
+    who_is_it(image_path, database, model)        -> (min_dist, identity)
+    triplet_loss(y_true, (anchor, positive, negative), alpha=0.2)
+    FaceDatabase(path)                            name -> encodings, in an HDF5 file
+Command line: python -m tinyconv.faces --help
+"""
+from tinyconv.faces.database import FaceDatabase
+from tinyconv.faces.encoding import encode, img_to_encoding
+from tinyconv.faces.recognition import verify, who_is_it
+from tinyconv.faces.triplet import triplet_loss
+
+__all__ = ["img_to_encoding", "encode", "verify", "who_is_it", "triplet_loss", "FaceDatabase"]

@@ -1,0 +1,199 @@
+"""Command line: a face database (enrol, verify, identify, list, remove), the LFW benchmark, and fine-tuning.
+
+    python -m tinyconv.faces enroll kian kian.jpg kian2.jpg --db faces.h5
+    python -m tinyconv.faces verify camera_2.jpg kian --db faces.h5
+    python -m tinyconv.faces identify camera_0.jpg --db faces.h5
+    python -m tinyconv.faces evaluate --lfw ../shared/data/faces/lfw
+    python -m tinyconv.faces train --lfw ../shared/data/faces/lfw --steps 50 -o facenet-tuned.h5
+"""
+import argparse
+import math
+import sys
+from pathlib import Path
+
+from tinyconv import weights
+from tinyconv.faces.database import FaceDatabase
+from tinyconv.faces.evaluation import evaluate
+from tinyconv.faces.lfw import read_pairs
+from tinyconv.faces.preprocess import parse_preprocessing
+from tinyconv.faces.recognition import verify, who_is_it
+from tinyconv.faces.thresholds import DEFAULT_PREPROCESS, LFW_CALIBRATION, default_threshold
+from tinyconv.faces.train import people_images, save_fine_tuned, train
+from tinyconv.models.facenet import facenet
+
+CALIBRATION = "; ".join(f"{p}: {t:.2f} ({a:.1f}%% on LFW)" for p, (t, a, _) in LFW_CALIBRATION.items())
+THRESHOLD_HELP = ("same person when the distance between encodings is below this. Default: the threshold "
+                  "calibrated on LFW for the preprocessing (best overall threshold of `evaluate` on the 6,000 pairs "
+                  f"of pairs.txt, stored in tinyconv/faces/thresholds.py: {CALIBRATION}); the course's 0.7 for "
+                  "other preprocessings")
+PREPROCESS_HELP = (f"course | standardize, optionally -crop<pixels> (default {DEFAULT_PREPROCESS}, or the "
+                   "database's own: the best on LFW; 'course' reproduces the Coursera notebook)")
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="python -m tinyconv.faces", description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split("\n", 2)[2])
+    commands = parser.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", default="faces.h5", help="face database file (default: faces.h5)")
+    common.add_argument("--threshold", type=float, help=THRESHOLD_HELP)
+    common.add_argument("--preprocess", help=PREPROCESS_HELP)
+    common.add_argument("--weights", help="a tinyconv FaceNet weights file (default: the pretrained weights, "
+                                          "fetched once)")
+
+    cmd = commands.add_parser("enroll", parents=[common], help="add one or more images of a person")
+    cmd.add_argument("name")
+    cmd.add_argument("images", nargs="+", metavar="IMG")
+    cmd.set_defaults(run=run_enroll)
+    cmd = commands.add_parser("verify", parents=[common], help="is IMG the person NAME? (exit status 0 yes, 3 no)")
+    cmd.add_argument("image", metavar="IMG")
+    cmd.add_argument("name")
+    cmd.set_defaults(run=run_verify)
+    cmd = commands.add_parser("identify", parents=[common], help="who in the database is IMG?")
+    cmd.add_argument("image", metavar="IMG")
+    cmd.set_defaults(run=run_identify)
+    cmd = commands.add_parser("list", parents=[common], help="the people in the database")
+    cmd.set_defaults(run=run_list)
+    cmd = commands.add_parser("remove", parents=[common], help="forget a person")
+    cmd.add_argument("name")
+    cmd.set_defaults(run=run_remove)
+
+    cmd = commands.add_parser("evaluate", parents=[common], help="LFW 10-fold verification accuracy, AUC, ROC")
+    cmd.add_argument("--lfw", required=True, metavar="DIR", help="LFW folder (pairs.txt, lfw-deepfunneled/)")
+    cmd.add_argument("--pairs-per-fold", type=int, metavar="K", help="use only K pairs of each fold (quick)")
+    cmd.add_argument("--out", default=".", metavar="DIR", help="where to write the ROC and histogram PNGs")
+    cmd.add_argument("--cache", metavar="DIR", help="encoding cache folder (default $TINYCONV_HOME/cache)")
+    cmd.set_defaults(run=run_evaluate)
+
+    cmd = commands.add_parser("train", parents=[common], help="fine-tune with the triplet loss on LFW people")
+    cmd.add_argument("--lfw", required=True, metavar="DIR", help="LFW folder (pairs.txt, lfw-deepfunneled/)")
+    cmd.add_argument("-o", "--out", required=True, help="where to save the fine-tuned weights file")
+    cmd.add_argument("--steps", type=int, default=20)
+    cmd.add_argument("--lr", type=float, default=1e-5, help="Adam learning rate (default 1e-5)")
+    cmd.add_argument("--people", type=int, default=6, help="people per batch (default 6)")
+    cmd.add_argument("--images-per-person", type=int, default=3, help="(default 3)")
+    cmd.add_argument("--alpha", type=float, default=0.2, help="triplet margin (default 0.2)")
+    cmd.add_argument("--train-bn", action="store_true", help="also train batch norm (frozen by default)")
+    cmd.add_argument("--eval-pairs-per-fold", type=int, default=20, metavar="K",
+                     help="LFW accuracy before/after on K pairs per fold; their people are left out of training")
+    cmd.add_argument("--seed", type=int, default=0)
+    cmd.add_argument("--cache", metavar="DIR", help="encoding cache folder (default $TINYCONV_HOME/cache)")
+    cmd.set_defaults(run=run_train)
+    return parser
+
+
+def load_model(args):
+    return facenet(args.weights)
+
+
+def open_database(args, must_exist=True):
+    db = FaceDatabase(args.db)
+    if must_exist and not len(db):
+        raise ValueError(f"{args.db}: the database is empty (or missing): enrol someone first")
+    return db
+
+
+def threshold_for(args, preprocess):
+    return args.threshold if args.threshold is not None else default_threshold(preprocess)
+
+
+def run_enroll(args):
+    db = open_database(args, must_exist=False)
+    if args.preprocess:
+        parse_preprocessing(args.preprocess)
+        db.check_preprocessing(args.preprocess)
+    missing = [p for p in args.images if not Path(p).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{missing[0]}: no such image file")
+    db.enroll(args.name, args.images, load_model(args), args.preprocess)
+    print(f"enrolled {args.name}: {len(db[args.name])} encoding(s); {len(db)} people in {args.db} "
+          f"(preprocessing {db.preprocess})")
+    return 0
+
+
+def run_verify(args):
+    db = open_database(args)
+    if args.name not in db:
+        raise ValueError(f"{args.db}: no one named {args.name!r} in the database")
+    preprocess = args.preprocess or db.preprocess
+    threshold = threshold_for(args, preprocess)
+    distance, door_open = verify(args.image, args.name, db, load_model(args), threshold, preprocess)
+    print(f"distance: {distance:.4f} (threshold {threshold:.3f})")
+    return 0 if door_open else 3
+
+
+def run_identify(args):
+    db = open_database(args)
+    preprocess = args.preprocess or db.preprocess
+    threshold = threshold_for(args, preprocess)
+    distance, identity = who_is_it(args.image, db, load_model(args), threshold, preprocess)
+    verdict = identity if distance <= threshold else "not in the database"
+    print(f"identity: {verdict} (nearest: {identity}, distance {distance:.4f}, threshold {threshold:.3f})")
+    return 0
+
+
+def run_list(args):
+    db = open_database(args, must_exist=False)
+    if not len(db):
+        print(f"{args.db}: empty")
+        return 0
+    print(f"{args.db}: {len(db)} people, model {db.model}, preprocessing {db.preprocess}")
+    for name in db.names():
+        print(f"{name}\t{len(db[name])} encoding(s)")
+    return 0
+
+
+def run_remove(args):
+    db = open_database(args)
+    db.remove(args.name)
+    print(f"removed {args.name}; {len(db)} people left in {args.db}")
+    return 0
+
+
+def run_evaluate(args):
+    preprocess = args.preprocess or DEFAULT_PREPROCESS
+    parse_preprocessing(preprocess)
+    result = evaluate(load_model(args), args.lfw, preprocess, args.pairs_per_fold, args.out, args.cache)
+    print("\n".join(result.lines()))
+    return 0
+
+
+def run_train(args):
+    preprocess = args.preprocess or DEFAULT_PREPROCESS
+    parse_preprocessing(preprocess)
+    base = args.weights or weights.ensure("facenet")
+    model = facenet(base)
+    held_out = read_pairs(args.lfw, args.eval_pairs_per_fold)
+    people = people_images(args.lfw, exclude={Path(p).parent.name for p in held_out.left + held_out.right})
+    print(f"training on {len(people)} people with several images; evaluating on {len(held_out)} pairs of "
+          f"other people", file=sys.stderr)
+    before = evaluate(model, args.lfw, preprocess, args.eval_pairs_per_fold, None, args.cache)
+    losses = train(model, people, args.steps, preprocess, args.lr, args.people, args.images_per_person,
+                   args.alpha, not args.train_bn, args.seed, log=lambda line: print(line, file=sys.stderr))
+    after = evaluate(model, args.lfw, preprocess, args.eval_pairs_per_fold, None, args.cache)
+    save_fine_tuned(args.out, model, base, f"triplet loss, {args.steps} steps of {args.people}x"
+                    f"{args.images_per_person} LFW images, Adam lr {args.lr}, alpha {args.alpha}, "
+                    f"batch norm {'trained' if args.train_bn else 'frozen'}, preprocessing {preprocess}")
+    done = [x for x in losses if not math.isnan(x)]
+    head, tail = done[:max(1, len(done) // 4)], done[-max(1, len(done) // 4):]
+    if done:
+        print(f"loss: first steps {sum(head) / len(head):.4f}, last steps {sum(tail) / len(tail):.4f}")
+    print(f"LFW accuracy on {before.pairs} pairs: before {100 * before.accuracy:.2f}% ± "
+          f"{100 * before.accuracy_std:.2f}, after {100 * after.accuracy:.2f}% ± {100 * after.accuracy_std:.2f}")
+    print(f"saved {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

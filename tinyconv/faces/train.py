@@ -1,0 +1,136 @@
+"""Fine-tuning FaceNet with the triplet loss, as in the paper (Schroff et al. 2015, sections 3.1-3.2).
+
+Each step draws a batch of `people` people with `images_per_person` images each, encodes the batch, and forms
+triplets inside it: every (anchor, positive) pair of the same person gets a *semi-hard* negative, one chosen at
+random among the negatives farther from the anchor than the positive but still inside the margin,
+
+    ||a - p||^2 < ||a - n||^2 < ||a - p||^2 + alpha,
+
+or, when no negative is semi-hard, the hardest negative that violates the margin (pairs whose every negative is
+already beyond the margin add nothing to the loss and are skipped). The mean triplet loss of the batch is
+back-propagated through the whole network and Adam updates the weights. Batch norm is frozen by default (its
+moving statistics are used and its beta is not trained): batches of a few dozen faces are too small to
+estimate the statistics of the big pretrained network.
+"""
+import time
+from pathlib import Path
+
+import numpy as np
+
+import tinyconv.functional as F
+from tinyconv import Tensor, nn, optim, weights
+from tinyconv.faces.preprocess import load_face
+from tinyconv.faces.triplet import triplet_loss
+
+
+def people_images(lfw_dir, min_images=2, exclude=()):
+    """name -> sorted image paths of every person in <lfw_dir>/lfw-deepfunneled with at least `min_images`."""
+    root = Path(lfw_dir) / "lfw-deepfunneled"
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such folder (expected the LFW folder with lfw-deepfunneled/)")
+    people = {}
+    for person in sorted(root.iterdir()):
+        images = sorted(str(p) for p in person.glob("*.jpg"))
+        if person.name not in exclude and len(images) >= min_images:
+            people[person.name] = images
+    return people
+
+
+def sample_batch(people, n_people, images_per_person, rng):
+    """(image paths, labels) of `n_people` random people with up to `images_per_person` random images each."""
+    if len(people) < 2:
+        raise ValueError(f"triplets need at least 2 people with several images, found {len(people)}")
+    names = rng.choice(sorted(people), size=min(n_people, len(people)), replace=False)
+    paths, labels = [], []
+    for label, name in enumerate(names):
+        images = people[name]
+        chosen = rng.choice(len(images), size=min(images_per_person, len(images)), replace=False)
+        paths += [images[i] for i in chosen]
+        labels += [label] * len(chosen)
+    return paths, np.array(labels)
+
+
+def select_triplets(embeddings, labels, alpha, rng):
+    """Semi-hard triplets inside a batch -> (anchor, positive, negative) index arrays (see the module doc)."""
+    sq = np.sum((embeddings[:, None, :] - embeddings[None, :, :]) ** 2, axis=-1)
+    anchors, positives, negatives = [], [], []
+    for a in range(len(labels)):
+        others = np.flatnonzero(labels != labels[a])
+        for p in np.flatnonzero(labels == labels[a]):
+            if p == a:
+                continue
+            d_ap, d_an = sq[a, p], sq[a, others]
+            semi_hard = others[(d_an > d_ap) & (d_an < d_ap + alpha)]
+            violating = others[d_an < d_ap + alpha]
+            if len(semi_hard):
+                n = rng.choice(semi_hard)
+            elif len(violating):
+                n = others[np.argmin(d_an)]
+            else:
+                continue
+            anchors.append(a)
+            positives.append(p)
+            negatives.append(n)
+    return np.array(anchors, dtype=int), np.array(positives, dtype=int), np.array(negatives, dtype=int)
+
+
+def encode_batch(model, x):
+    """(N, 160, 160, 3) images -> (N, 128) unit encodings as a Tensor (differentiable)."""
+    return F.l2_normalize(model(Tensor(x)), axis=-1)
+
+
+def triplets_loss(embeddings, triplets, alpha):
+    """Mean triplet loss of `triplets` (index arrays into the rows of `embeddings`), a differentiable Tensor."""
+    a, p, n = triplets
+    return triplet_loss(None, (embeddings[a], embeddings[p], embeddings[n]), alpha) / len(a)
+
+
+def set_training(model, freeze_bn=True):
+    """Training mode (dropout on); with freeze_bn, batch norm layers stay in inference mode.
+
+    Returns the parameters to train (without the batch norm betas when frozen)."""
+    model.train()
+    frozen = set()
+    if freeze_bn:
+        for _, module in model.named_modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.eval()
+                frozen.update(id(t) for t in module.parameters())
+    return [t for t in model.parameters() if id(t) not in frozen]
+
+
+def train(model, people, steps, preprocess, lr=1e-5, n_people=6, images_per_person=3, alpha=0.2,
+          freeze_bn=True, seed=0, log=print):
+    """Fine-tune `model` in place for `steps` steps of triplets drawn from `people` (name -> image paths).
+
+    Logs one line per step (loss, triplets, time) through `log`; returns the list of step losses (NaN where a
+    batch had no triplet inside the margin). The model is left in inference mode.
+    """
+    rng = np.random.default_rng(seed)
+    optimizer = optim.Adam(set_training(model, freeze_bn), lr=lr)
+    losses = []
+    for step in range(1, steps + 1):
+        start = time.perf_counter()
+        paths, labels = sample_batch(people, n_people, images_per_person, rng)
+        embeddings = encode_batch(model, np.stack([load_face(p, preprocess) for p in paths]))
+        triplets = select_triplets(embeddings.data, labels, alpha, rng)  # chosen on this very forward pass
+        if not len(triplets[0]):
+            losses.append(float("nan"))
+            log(f"step {step}/{steps}: no triplet inside the margin, skipped")
+            continue
+        optimizer.zero_grad()
+        loss = triplets_loss(embeddings, triplets, alpha)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+        log(f"step {step}/{steps}: loss {loss.item():.4f} over {len(triplets[0])} triplets, "
+            f"{time.perf_counter() - start:.1f} s")
+    model.eval()
+    return losses
+
+
+def save_fine_tuned(path, model, base_path, note):
+    """Write the fine-tuned weights as a tinyconv weights file (atomically), keeping the base file's attributes."""
+    attrs = weights.read_attrs(base_path)
+    attrs["fine_tuned"] = note
+    weights.save(path, model, attrs)
