@@ -9,7 +9,8 @@ The jobs run one after the other (they share the CPU); expect some 20-40 minutes
   course's face pictures and the style-transfer photos and paintings.
 - style_progression.jpg: `python -m tinyconv.stylize --save-every`, Tübingen x The Starry Night, as a strip
   content | style | iterations ... | result.
-- roc.png: `python -m tinyconv.faces evaluate` on a few LFW pairs of each fold, its ROC curve.
+- roc.png, distances.png: `python -m tinyconv.faces evaluate` on a few LFW pairs of each fold: its ROC curve
+  and the histograms of same-person and different-person distances with the chosen threshold.
 """
 import argparse
 import shutil
@@ -33,7 +34,7 @@ UNIT_FIGURES = [
     ("block2_conv2", [0, 1, 2, 3], 128, 64, 40),
     ("block3_conv3", [0, 1, 2, 3], 128, 96, 40),
     ("block4_conv3", [0, 1, 2, 3], 160, 96, 40),
-    ("block5_conv3", [0, 1, 2, 3], 224, 112, 40),
+    ("block5_conv3", [0, 1, 2, 3], 224, 96, 40),
 ]
 STYLE = dict(content="data/style/content/tubingen.jpg", style="data/style/styles/starry_night.jpg", size=224,
              iterations=40, every=10)
@@ -83,8 +84,9 @@ def strip(panels, height):
 def roc_figure(shared, work):
     run("-m", "tinyconv.faces", "evaluate", "--lfw", shared / "data/faces/lfw", "--pairs-per-fold",
         ROC_PAIRS_PER_FOLD, "--out", work, "--cache", work)
-    with atomic_write(FIGURES / "roc.png") as tmp:
-        shutil.copyfile(work / "roc-standardize-crop150.png", tmp)
+    for made, figure in (("roc", "roc.png"), ("distances", "distances.png")):
+        with atomic_write(FIGURES / figure) as tmp:
+            shutil.copyfile(work / f"{made}-standardize-crop150.png", tmp)
 
 
 def main():
@@ -95,12 +97,12 @@ def main():
     FIGURES.mkdir(parents=True, exist_ok=True)
     shared = args.shared.resolve()
     with tempfile.TemporaryDirectory() as work:
-        if "units" in args.only:
-            unit_figures(shared)
-        if "style" in args.only:
-            style_figure(shared, Path(work))
         if "roc" in args.only:
             roc_figure(shared, Path(work))
+        if "style" in args.only:
+            style_figure(shared, Path(work))
+        if "units" in args.only:
+            unit_figures(shared)
     for figure in sorted(FIGURES.iterdir()):
         print(f"{figure.relative_to(ROOT)}: {figure.stat().st_size // 1024} KB", file=sys.stderr)
 

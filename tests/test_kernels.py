@@ -144,11 +144,12 @@ def pool_cases(draw):
 @contextmanager
 def tile_bytes(n):
     """Temporarily set the column-tile size of the convolution kernels (1 = one output row per tile)."""
-    saved, conv.TILE_BYTES = conv.TILE_BYTES, n
+    saved = conv.TILE_BYTES, conv.MIN_TILE_PIXELS
+    conv.TILE_BYTES, conv.MIN_TILE_PIXELS = n, 1
     try:
         yield
     finally:
-        conv.TILE_BYTES = saved
+        conv.TILE_BYTES, conv.MIN_TILE_PIXELS = saved
 
 
 def random(shape, dtype=np.float64, seed=0):
@@ -326,7 +327,8 @@ def test_numba_cache_is_reused_by_a_new_process():
         "kernels.avg_pool2d_backward(kernels.avg_pool2d_forward(x, (2, 2), s, p), x.shape, (2, 2), s, p)\n"
         "fns = [im2col.im2col, im2col.col2im_add, pool._max_forward, pool._max_backward, pool._avg_forward,\n"
         "       pool._avg_backward]\n"
-        "print(sum(sum(f.stats.cache_hits.values()) for f in fns), sum(sum(f.stats.cache_misses.values()) for f in fns))\n"
+        "count = lambda stat: sum(sum(getattr(f.stats, stat).values()) for f in fns)\n"
+        "print(count('cache_hits'), count('cache_misses'))\n"
     )
     root = str(Path(__file__).resolve().parents[1])
     for _ in range(2):      # the first run fills the cache if this checkout has none yet

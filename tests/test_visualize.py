@@ -8,7 +8,7 @@ import tinyconv.functional as F
 from tinyconv import Tensor, weights
 from tinyconv.models.vgg import VGG
 from tinyconv.visualize import (GREY, crop_patch, layer_geometry, main, maximise_activation, pictures,
-                                receptive_field, top_patches)
+                                pre_activation, receptive_field, top_patches)
 
 
 def gradient_support(fn, size, i, j):
@@ -74,6 +74,20 @@ def test_receptive_field_of_vgg_layers_matches_the_gradient(positive_vgg, layer)
         assert (rows.min(), rows.max()) == expected_box(field, jump, offset, i, size)
         assert (cols.min(), cols.max()) == expected_box(field, jump, offset, j, size)
         assert len(rows) == (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)   # a full box
+
+
+@pytest.fixture(scope="module")
+def random_vgg():
+    """VGG16's architecture with its random initial weights (kernels of both signs)."""
+    return VGG("vgg16")
+
+
+@pytest.mark.parametrize("layer", ["block1_conv1", "block1_conv2", "block2_conv1"])
+def test_pre_activation_is_the_layer_before_its_relu(random_vgg, layer):
+    x = np.random.default_rng(1).standard_normal((1, 12, 12, 3)).astype(np.float32) * 50
+    z = pre_activation(random_vgg, x, layer).data
+    assert (z < 0).any() and (z > 0).any()
+    np.testing.assert_allclose(np.maximum(z, 0), random_vgg.features(x, [layer])[layer].data, rtol=1e-6)
 
 
 def test_crop_patch_fills_outside_with_grey():

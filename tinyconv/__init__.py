@@ -1,13 +1,15 @@
 """tinyconv: a readable pure-NumPy CNN library — Tensor with reverse-mode autograd, Numba conv/pool kernels,
 FaceNet face recognition and Gatys neural style transfer.
 
-Import order matters for speed on few cores: OpenBLAS's and Numba's worker threads otherwise keep spinning after
-each call and starve each other (see benchmarks/). These defaults only apply if numpy has not been imported yet
-and the user has not set them.
+Thread pools matter more than kernel tuning on few cores: after each call OpenBLAS's worker threads keep spinning
+for about 0.1 s and starve Numba's (and the other way round). Letting them sleep at once made a conv -> pool -> conv
+-> backward sequence 1.9x faster on 2 cores (benchmarks/bench_kernels.py). These defaults apply only if numpy has
+not been imported yet, and never override a value the user set.
 """
 import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "1")
 
 from .tensor import Tensor, no_grad, is_grad_enabled  # noqa: E402
 from . import functional  # noqa: E402  (binds Tensor's operators)

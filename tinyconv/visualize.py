@@ -7,7 +7,7 @@ Two views of the same units (channels) of one layer, side by side in one picture
   of the images where the unit responded most are shown, strongest first. Positions whose field would overhang
   the image (onto the zero padding, which excites edge detectors) are left out while any others exist.
 - Activation maximisation (Erhan et al. 2009; Simonyan et al. 2013): start from the training images' mean colour
-  with a little noise and follow the gradient of the unit's mean activation with respect to the pixels
+  with a little noise and follow the gradient of the unit's mean activation (with a leaky ReLU) over the pixels
   (tinyconv's autograd), with small regularisers so that the picture stays natural: random jitter, a slight
   decay towards the mean colour and an occasional blur. The result is stretched to 0..255 for display.
 
@@ -161,8 +161,10 @@ def maximise_activation(model, layer, units, size=96, steps=60, step_size=1.5, j
     """Network inputs (U, size, size, 3), one per unit, that excite the unit's mean activation strongly.
 
     Gradient ascent on the pixels (the model's input space) with all units in one batch: each step takes the
-    gradient of sum_u mean(a[u, :, :, unit_u]), divides it by its mean absolute value (so `step_size` is in
-    pixel levels whatever the layer), and moves the image that far. Regularisers: the image is shifted by up to
+    gradient of sum_u mean(max(z, 0.1 z)[u, :, :, unit_u]), z the layer's output before its ReLU: a leaky ReLU,
+    so that a unit that is off everywhere still has a gradient (after a plain ReLU it has none), while the
+    positions where it is on count most. It divides the gradient by its mean absolute value (so `step_size` is
+    in pixel levels whatever the layer) and moves the image that far. Regularisers: the image is shifted by up to
     `jitter` pixels at random for each step (then shifted back), pulled towards the mean colour (0 in the
     model's input) by `decay`, blurred every `blur_every` steps and kept inside the valid pixel range.
     `pictures` turns the result into RGB images.
@@ -176,8 +178,8 @@ def maximise_activation(model, layer, units, size=96, steps=60, step_size=1.5, j
     for step in range(1, steps + 1):
         dy, dx = rng.integers(-jitter, jitter + 1, size=2)
         shifted = Tensor(np.roll(x, (dy, dx), axis=(1, 2)), requires_grad=True)
-        a = model.features(shifted, [layer])[layer]
-        objective = F.sum(F.mean(a[pick], axis=(1, 2)))                 # a[pick]: (U, h, w)
+        z = pre_activation(model, shifted, layer)[pick]                 # (U, h, w)
+        objective = F.sum(F.mean(F.maximum(z, 0.1 * z), axis=(1, 2)))
         objective.backward()
         g = np.roll(shifted.grad, (-dy, -dx), axis=(1, 2))
         g /= np.abs(g).mean(axis=(1, 2, 3), keepdims=True) + 1e-12
@@ -191,6 +193,18 @@ def maximise_activation(model, layer, units, size=96, steps=60, step_size=1.5, j
     if meter:
         meter.close()
     return x
+
+
+def pre_activation(model, x, layer):
+    """The output of `layer`'s convolution before its ReLU, for input x: the layers below through
+    `model.features`, then the pooling that starts a block (as in `VGG.features`) and the convolution itself."""
+    k = model.layer_names.index(model.layer_name(layer))
+    if k > 0:
+        below = model.layer_names[k - 1]
+        x = model.features(x, [below])[below]
+        if model.layer_names[k].endswith("_conv1"):
+            x = (F.max_pool2d if model.pooling == "max" else F.avg_pool2d)(x, 2)
+    return model.convs[k](x)
 
 
 def pictures(model, x):

@@ -164,6 +164,7 @@ def run_remove(args):
 def run_evaluate(args):
     preprocess = args.preprocess or DEFAULT_PREPROCESS
     parse_preprocessing(preprocess)
+    read_pairs(args.lfw, args.pairs_per_fold)  # a wrong folder fails before the model loads
     result = evaluate(load_model(args), args.lfw, preprocess, args.pairs_per_fold, args.out, args.cache)
     print("\n".join(result.lines()))
     return 0
