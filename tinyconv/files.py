@@ -28,6 +28,9 @@ def atomic_write(path, suffix=None):
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix if suffix is None else suffix,
                                dir=folder)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private (0600); give it the usual permissions
     try:
         yield Path(tmp)
         os.replace(tmp, path)

@@ -50,7 +50,7 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3, samples=None, seed=0)
             numerical = (up - down) / (2 * eps)
             exact = analytic.reshape(-1)[c]
             if abs(exact - numerical) > atol + rtol * abs(numerical):
-                index = np.unravel_index(c, t.shape)
+                index = tuple(int(i) for i in np.unravel_index(c, t.shape))
                 raise AssertionError(f"gradcheck: input {i} at {index}: analytic {exact:.8g}, "
                                      f"numerical {numerical:.8g} (difference {abs(exact - numerical):.3g})")
     return True

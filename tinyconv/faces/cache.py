@@ -1,7 +1,7 @@
 """A cache of encodings on disk, so that evaluating LFW a second time does not run the network again.
 
 One HDF5 file per (model, preprocessing): `$TINYCONV_HOME/cache/encodings-<model fingerprint>-<preprocess>.h5`
-holding `paths` (the image paths, as given) and `encodings` (N, 128). It is rewritten atomically every
+holding `paths` (the absolute image paths) and `encodings` (N, 128). It is rewritten atomically every
 `checkpoint` images, so an interrupted run keeps most of its work.
 """
 from pathlib import Path
@@ -26,7 +26,8 @@ def cached_encodings(model, images, preprocess, folder=None, checkpoint=1024, ba
     """dict image path -> (128,) encoding for every image, computing (and caching) only the missing ones."""
     path = cache_path(model, preprocess, folder)
     known = _read(path)
-    missing = [str(p) for p in images if str(p) not in known]
+    keys = {str(p): str(Path(p).resolve()) for p in images}
+    missing = sorted(set(keys.values()) - set(known))
     meter = Progress(len(missing), f"encoding ({len(known)} cached)")
     for start in range(0, len(missing), checkpoint):
         chunk = missing[start:start + checkpoint]
@@ -34,7 +35,7 @@ def cached_encodings(model, images, preprocess, folder=None, checkpoint=1024, ba
         path.parent.mkdir(parents=True, exist_ok=True)
         _write(path, known)
     meter.close()
-    return {str(p): known[str(p)] for p in images}
+    return {p: known[key] for p, key in keys.items()}
 
 
 def _read(path):

@@ -13,9 +13,9 @@ def _canvas(title, xlabel, ylabel):
     image = Image.new("RGB", (WIDTH, HEIGHT), "white")
     draw = ImageDraw.Draw(image)
     draw.rectangle([MARGIN, MARGIN // 2, WIDTH - MARGIN // 2, HEIGHT - MARGIN], outline=BLACK)
-    draw.text((MARGIN, 8), title, fill=BLACK)
+    draw.text((MARGIN, 3), title, fill=BLACK)
     draw.text(((WIDTH - len(xlabel) * 6) // 2, HEIGHT - 22), xlabel, fill=BLACK)
-    draw.text((4, MARGIN // 2 - 14), ylabel, fill=BLACK)
+    draw.text((4, MARGIN // 2 - 12), ylabel, fill=BLACK)
     return image, draw
 
 
