@@ -108,7 +108,7 @@ def main():
             start = time.perf_counter()
             subprocess.run([sys.executable, "-m", "tinyconv.stylize", *args.full, "-o", f"{tmp}/out.png"],
                            check=True, cwd=Path(__file__).resolve().parents[1])
-            print(f"full default run (512 px, 300 L-BFGS iterations): {time.perf_counter() - start:.0f} s")
+            print(f"full default run (512 px, 100 L-BFGS iterations): {time.perf_counter() - start:.0f} s")
 
 
 if __name__ == "__main__":

@@ -118,7 +118,7 @@ def test_help_documents_defaults_and_the_loss_convention(capsys):
     out = capsys.readouterr().out
     assert exit_.value.code == 0
     for text in ("--original-colors", "--style-blend", "J_content = sum((a_C - a_G)^2) / (4 nH nW nC)",
-                 "default 300", "block4_conv2"):
+                 "default 100", "block4_conv2"):
         assert text in out
 
 

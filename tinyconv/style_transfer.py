@@ -64,7 +64,7 @@ class StyleTransfer:
 def run_lbfgs(problem, x0, iterations, callback=None, history=10):
     """Minimise with L-BFGS (scipy's L-BFGS-B without bounds); returns the best image seen.
 
-    Unbounded as in the paper: bounding the pixels to 0..255 made the first dozen iterations crawl (the image is
+    Unbounded, as the Lua implementation: bounding the pixels to 0..255 made the first iterations crawl (the image is
     clipped when it is saved). scipy works on a float64 vector, the network on a float32 image. Each iteration
     may evaluate J several times (line search). ftol and gtol are 0 so it runs the iterations asked for unless
     the line search gives up.

@@ -18,8 +18,8 @@ from tinyconv.files import load_image, save_image
 from tinyconv.models.vgg import VGG
 from tinyconv.style_transfer import StyleTransfer, memory_estimate, run_adam, run_lbfgs
 
-DEFAULTS = dict(size=512, iterations=300, demo_iterations=100, optimizer="lbfgs", learning_rate=2.55,
-                content_weight=1.0, style_weight=1e-4, tv_weight=2.0, content_layer="block4_conv2",
+DEFAULTS = dict(size=512, iterations=100, demo_iterations=60, optimizer="lbfgs", learning_rate=2.55,
+                content_weight=1.0, style_weight=3e-4, tv_weight=2.0, content_layer="block4_conv2",
                 style_layers="block1_conv1,block2_conv1,block3_conv1,block4_conv1,block5_conv1", style_scale=1.0,
                 init="content", pooling="max", seed=0, save_every=0, model="vgg16")
 
@@ -31,7 +31,7 @@ loss convention (the course's normalisations, activations a of shape (1, nH, nW,
   J_tv      = mean squared difference of neighbouring pixels
 Other implementations normalise differently: their weights do not carry over. The course used alpha=10, beta=40
 (a ratio of 4) on its own VGG19 at 400x300; with these VGG16 weights (caffe inputs, 0..255) the style costs are
-about 1e9 at the start, so the defaults here (alpha=1, beta=1e-4, tv=2) were tuned by eye on the images of
+about 1e9 at the start, so the defaults here (alpha=1, beta=3e-4, tv=2) were tuned by eye on the images of
 docs/images.
 Layers are named as in the weights file (block4_conv2) or as in the paper (conv4_2).
 
@@ -107,7 +107,7 @@ def transfer_luminance(content_rgb, styled_rgb):
 
 
 def demo_images(height=96, width=128):
-    """A content picture (sky, sun, hills, a house) and a style picture (bold coloured swirls), made in code."""
+    """A content picture (sky, sun, hills, a house) and a style picture (yellow swirls on blue), made in code."""
     y, x = np.mgrid[0:height, 0:width] / np.array([height, width])[:, None, None]
     content = np.empty((height, width, 3))
     content[:] = np.stack([120 + 100 * y, 170 + 60 * y, 250 - 20 * y], axis=-1)               # sky
@@ -117,10 +117,10 @@ def demo_images(height=96, width=128):
     content[(x > 0.22) & (x < 0.45) & (y > 0.5) & (y < 0.8)] = (200, 80, 60)                 # house
     content[(y > 0.3) & (y <= 0.5) & (np.abs(x - 0.335) < (y - 0.3) * 0.8)] = (110, 50, 40)   # roof
     content[(x > 0.3) & (x < 0.36) & (y > 0.62) & (y < 0.8)] = (70, 40, 30)                   # door
-    angle = np.arctan2(y - 0.5, x - 0.5) + 9 * np.hypot(x - 0.5, y - 0.5)
-    waves = np.sin(14 * angle + 3 * np.sin(11 * x))
-    style = np.stack([128 + 120 * waves, 128 + 120 * np.sin(14 * angle + 2.1), 140 - 100 * waves], axis=-1)
-    style += 40 * np.sin(40 * (x + y))[..., None]
+    angle = np.arctan2(y - 0.5, x - 0.5) + 5 * np.hypot(x - 0.5, y - 0.5)                  # a swirl
+    t = (0.5 + 0.5 * np.sin(6 * angle + 2 * np.sin(7 * y)))[..., None]
+    style = t * np.array([240, 200, 60]) + (1 - t) * np.array([30, 50, 140])                # yellow on blue
+    style += 30 * np.sin(45 * (x - y) + 8 * angle)[..., None]                               # brush strokes
     return [np.clip(a, 0, 255).astype(np.uint8) for a in (content, style)]
 
 

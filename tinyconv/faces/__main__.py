@@ -17,15 +17,15 @@ from tinyconv.faces.evaluation import evaluate
 from tinyconv.faces.lfw import read_pairs
 from tinyconv.faces.preprocess import parse_preprocessing
 from tinyconv.faces.recognition import verify, who_is_it
-from tinyconv.faces.thresholds import DEFAULT_PREPROCESS, LFW_CALIBRATION, default_threshold
+from tinyconv.faces.thresholds import DEFAULT_PREPROCESS, THRESHOLDS, default_threshold
 from tinyconv.faces.train import people_images, save_fine_tuned, train
 from tinyconv.models.facenet import facenet
 
-CALIBRATION = "; ".join(f"{p}: {t:.2f} ({a:.1f}%% on LFW)" for p, (t, a, _) in LFW_CALIBRATION.items())
 THRESHOLD_HELP = ("same person when the distance between encodings is below this. Default: the threshold "
-                  "calibrated on LFW for the preprocessing (best overall threshold of `evaluate` on the 6,000 pairs "
-                  f"of pairs.txt, stored in tinyconv/faces/thresholds.py: {CALIBRATION}); the course's 0.7 for "
-                  "other preprocessings")
+                  "calibrated on LFW for the preprocessing (the best overall threshold of `evaluate` on the 6,000 "
+                  "pairs of pairs.txt; table and method in tinyconv/faces/thresholds.py): "
+                  + ", ".join(f"{p} {t}" for p, t in THRESHOLDS.items())
+                  + " (plain 'course' keeps the course's 0.7, made for its 96 px face crops)")
 PREPROCESS_HELP = (f"course | standardize, optionally -crop<pixels> (default {DEFAULT_PREPROCESS}, or the "
                    "database's own: the best on LFW; 'course' reproduces the Coursera notebook)")
 
@@ -81,9 +81,11 @@ def build_parser():
     cmd.add_argument("-o", "--out", required=True, help="where to save the fine-tuned weights file")
     cmd.add_argument("--steps", type=int, default=20)
     cmd.add_argument("--lr", type=float, default=1e-5, help="Adam learning rate (default 1e-5)")
-    cmd.add_argument("--people", type=int, default=6, help="people per batch (default 6)")
+    cmd.add_argument("--people", type=int, default=10, help="people per batch (default 10)")
     cmd.add_argument("--images-per-person", type=int, default=3, help="(default 3)")
-    cmd.add_argument("--alpha", type=float, default=0.2, help="triplet margin (default 0.2)")
+    cmd.add_argument("--alpha", type=float, default=0.5,
+                     help="triplet margin (default 0.5: with the paper's 0.2 most small batches of the pretrained "
+                          "network have no triplet inside the margin)")
     cmd.add_argument("--train-bn", action="store_true", help="also train batch norm (frozen by default)")
     cmd.add_argument("--eval-pairs-per-fold", type=int, default=20, metavar="K",
                      help="LFW accuracy before/after on K pairs per fold; their people are left out of training")
@@ -173,10 +175,12 @@ def run_evaluate(args):
 def run_train(args):
     preprocess = args.preprocess or DEFAULT_PREPROCESS
     parse_preprocessing(preprocess)
-    base = args.weights or weights.ensure("facenet")
-    model = facenet(base)
     held_out = read_pairs(args.lfw, args.eval_pairs_per_fold)
     people = people_images(args.lfw, exclude={Path(p).parent.name for p in held_out.left + held_out.right})
+    if not Path(args.out).resolve().parent.is_dir():
+        raise FileNotFoundError(f"{args.out}: the folder {Path(args.out).parent} does not exist")
+    base = args.weights or weights.ensure("facenet")
+    model = facenet(base)
     print(f"training on {len(people)} people with several images; evaluating on {len(held_out)} pairs of "
           f"other people", file=sys.stderr)
     before = evaluate(model, args.lfw, preprocess, args.eval_pairs_per_fold, None, args.cache)

@@ -11,6 +11,7 @@ import numpy as np
 from tinyconv.faces import lfw
 from tinyconv.faces.cache import cached_encodings
 from tinyconv.faces.plots import plot_distance_histogram, plot_roc
+from tinyconv.faces.thresholds import COURSE_THRESHOLD
 
 
 @dataclass
@@ -23,6 +24,7 @@ class Evaluation:
     auc: float
     threshold: float         # the best threshold over all pairs
     threshold_accuracy: float
+    course_threshold_accuracy: float  # accuracy over all pairs with the course's 0.7
     plots: tuple = ()
 
     def lines(self):
@@ -34,6 +36,7 @@ class Evaluation:
                 f"AUC: {self.auc:.4f}",
                 f"best threshold: {self.threshold:.3f} (accuracy {100 * self.threshold_accuracy:.2f}% over all pairs;"
                 f" per-fold thresholds {self.fold_thresholds.min():.3f}..{self.fold_thresholds.max():.3f})",
+                f"with the course's threshold {COURSE_THRESHOLD}: {100 * self.course_threshold_accuracy:.2f}%",
                 *(f"wrote {p}" for p in self.plots)]
 
 
@@ -59,4 +62,5 @@ def evaluate(model, lfw_dir, preprocess, per_fold=None, out_dir=None, cache_fold
         plot_roc(plots[0], *lfw.roc_curve(distances, pairs.same), area)
         plot_distance_histogram(plots[1], distances, pairs.same, threshold)
     return Evaluation(preprocess, len(pairs), float(accuracies.mean()), float(accuracies.std()), fold_thresholds,
-                      area, threshold, threshold_accuracy, plots)
+                      area, threshold, threshold_accuracy,
+                      float(np.mean((distances < COURSE_THRESHOLD) == pairs.same)), plots)
