@@ -19,7 +19,7 @@ from tinyconv.models.vgg import VGG
 from tinyconv.style_transfer import StyleTransfer, memory_estimate, run_adam, run_lbfgs
 
 DEFAULTS = dict(size=512, iterations=100, demo_iterations=60, optimizer="lbfgs", learning_rate=2.55,
-                content_weight=1.0, style_weight=3e-4, tv_weight=2.0, content_layer="block4_conv2",
+                content_weight=1.0, style_weight=1e-3, tv_weight=2.0, content_layer="block4_conv2",
                 style_layers="block1_conv1,block2_conv1,block3_conv1,block4_conv1,block5_conv1", style_scale=1.0,
                 init="content", pooling="max", seed=0, save_every=0, model="vgg16")
 
@@ -31,7 +31,7 @@ loss convention (the course's normalisations, activations a of shape (1, nH, nW,
   J_tv      = mean squared difference of neighbouring pixels
 Other implementations normalise differently: their weights do not carry over. The course used alpha=10, beta=40
 (a ratio of 4) on its own VGG19 at 400x300; with these VGG16 weights (caffe inputs, 0..255) the style costs are
-about 1e9 at the start, so the defaults here (alpha=1, beta=3e-4, tv=2) were tuned by eye on the images of
+about 1e9 at the start, so the defaults here (alpha=1, beta=1e-3, tv=2) were tuned by eye on the images of
 docs/images.
 Layers are named as in the weights file (block4_conv2) or as in the paper (conv4_2).
 
