@@ -7,7 +7,6 @@ usage). Progress goes to stderr, one line per iteration; Ctrl-C stops and saves 
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ from PIL import Image
 from tinyconv import weights
 from tinyconv.files import load_image, save_image
 from tinyconv.models.vgg import VGG
+from tinyconv.progress import Progress
 from tinyconv.style_transfer import StyleTransfer, memory_estimate, run_adam, run_lbfgs
 
 DEFAULTS = dict(size=512, iterations=100, demo_iterations=60, optimizer="lbfgs", learning_rate=2.55,
@@ -129,22 +129,6 @@ def numbered(path, iteration):
     return path.with_name(f"{path.stem}_{iteration:04d}{path.suffix}")
 
 
-# ----- the run --------------------------------------------------------------------------------------------------------
-class Progress:
-    """One stderr line per iteration: iteration, total and weighted terms, seconds per iteration, ETA."""
-
-    def __init__(self, iterations):
-        self.iterations, self.start = iterations, time.perf_counter()
-
-    def __call__(self, i, parts):
-        elapsed = time.perf_counter() - self.start
-        rate = elapsed / i
-        eta = rate * (self.iterations - i)
-        print(f"iteration {i:4d}/{self.iterations}  loss {sum(parts.values()):.4g} (content {parts['content']:.3g}, "
-              f"style {parts['style']:.3g}, tv {parts['tv']:.3g})  {rate:.2f} s/it  ETA {int(eta // 60)}:"
-              f"{int(eta % 60):02d}", file=sys.stderr, flush=True)
-
-
 def available_memory():
     """Bytes of memory available to a new allocation (Linux: MemAvailable), or None if unknown."""
     try:
@@ -249,10 +233,11 @@ def run(args, p):
         rgb = model.deprocess(x)
         return transfer_luminance(p["content_rgb"], rgb) if args.original_colors else rgb
 
-    progress = Progress(args.iterations)
+    progress = Progress(args.iterations, "stylize", unit="iterations", lines=True)
 
     def callback(i, parts):
-        progress(i, parts)
+        progress.update(done=i, note=f"loss {sum(parts.values()):.4g} (content {parts['content']:.3g}, "
+                                     f"style {parts['style']:.3g}, tv {parts['tv']:.3g})")
         if args.save_every and i % args.save_every == 0 and i < args.iterations:
             save_image(numbered(output, i), picture(problem.best))
 
@@ -273,7 +258,7 @@ def run(args, p):
         problem.loss_and_grad(x0)
     save_image(output, picture(problem.best))
     print(f"stylize: wrote {output} (cost {problem.best_cost:.4g}, {problem.evaluations} evaluations, "
-          f"{time.perf_counter() - progress.start:.0f} s)", file=sys.stderr)
+          f"{progress.elapsed:.0f} s)", file=sys.stderr)
     return status
 
 

@@ -26,7 +26,7 @@ from scipy.ndimage import gaussian_filter
 
 import tinyconv.functional as F
 from tinyconv import Tensor, no_grad, weights
-from tinyconv.faces.progress import Progress
+from tinyconv.progress import Progress
 from tinyconv.files import load_image, save_image
 from tinyconv.models.vgg import VGG
 

@@ -185,7 +185,7 @@ def run_train(args):
           f"other people", file=sys.stderr)
     before = evaluate(model, args.lfw, preprocess, args.eval_pairs_per_fold, None, args.cache)
     losses = train(model, people, args.steps, preprocess, args.lr, args.people, args.images_per_person,
-                   args.alpha, not args.train_bn, args.seed, log=lambda line: print(line, file=sys.stderr))
+                   args.alpha, not args.train_bn, args.seed)
     after = evaluate(model, args.lfw, preprocess, args.eval_pairs_per_fold, None, args.cache)
     save_fine_tuned(args.out, model, base, f"triplet loss, {args.steps} steps of {args.people}x"
                     f"{args.images_per_person} LFW images, Adam lr {args.lr}, alpha {args.alpha}, "

@@ -12,7 +12,7 @@ import numpy as np
 from tinyconv import weights
 from tinyconv.faces.encoding import encode, model_fingerprint
 from tinyconv.faces.preprocess import parse_preprocessing
-from tinyconv.faces.progress import Progress
+from tinyconv.progress import Progress
 from tinyconv.files import atomic_write
 
 

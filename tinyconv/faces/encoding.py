@@ -9,7 +9,7 @@ import numpy as np
 
 from tinyconv import Tensor, no_grad
 from tinyconv.faces.preprocess import load_face
-from tinyconv.faces.progress import Progress
+from tinyconv.progress import Progress
 
 
 def encode(model, images, preprocess="course", batch_size=32, progress=None):

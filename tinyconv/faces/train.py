@@ -12,7 +12,6 @@ back-propagated through the whole network and Adam updates the weights. Batch no
 moving statistics are used and its beta is not trained): batches of a few dozen faces are too small to
 estimate the statistics of the big pretrained network.
 """
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,7 @@ import tinyconv.functional as F
 from tinyconv import Tensor, nn, optim, weights
 from tinyconv.faces.preprocess import load_face
 from tinyconv.faces.triplet import triplet_loss
+from tinyconv.progress import Progress
 
 
 def people_images(lfw_dir, min_images=2, exclude=()):
@@ -100,34 +100,33 @@ def set_training(model, freeze_bn=True):
 
 
 def train(model, people, steps, preprocess, lr=1e-5, n_people=10, images_per_person=3, alpha=0.5,
-          freeze_bn=True, seed=0, log=print):
+          freeze_bn=True, seed=0):
     """Fine-tune `model` in place for `steps` steps of triplets drawn from `people` (name -> image paths).
 
     alpha: the margin. The paper's 0.2 leaves the pretrained network almost nothing to learn from in small batches
     (on LFW, 40% of 10x3 batches have no triplet inside that margin; with 0.5, 12%), hence 0.5 by default.
 
-    Logs one line per step (loss, triplets, time) through `log`; returns the list of step losses (NaN where a
-    batch had no triplet inside the margin). The model is left in inference mode.
+    Prints one progress line per step on stderr (loss, triplets, time per step, ETA); returns the list of step
+    losses (NaN where a batch had no triplet inside the margin). The model is left in inference mode.
     """
     rng = np.random.default_rng(seed)
     optimizer = optim.Adam(set_training(model, freeze_bn), lr=lr)
     losses = []
+    progress = Progress(steps, "train", unit="steps", lines=True)
     for step in range(1, steps + 1):
-        start = time.perf_counter()
         paths, labels = sample_batch(people, n_people, images_per_person, rng)
         embeddings = encode_batch(model, np.stack([load_face(p, preprocess) for p in paths]))
         triplets = select_triplets(embeddings.data, labels, alpha, rng)  # chosen on this very forward pass
         if not len(triplets[0]):
             losses.append(float("nan"))
-            log(f"step {step}/{steps}: no triplet inside the margin, skipped")
+            progress.update(1, "no triplet inside the margin, skipped")
             continue
         optimizer.zero_grad()
         loss = triplets_loss(embeddings, triplets, alpha)
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
-        log(f"step {step}/{steps}: loss {loss.item():.4f} over {len(triplets[0])} triplets, "
-            f"{time.perf_counter() - start:.1f} s")
+        progress.update(1, f"loss {loss.item():.4f} over {len(triplets[0])} triplets")
     model.eval()
     return losses
 
