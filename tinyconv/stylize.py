@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image
 
 from tinyconv import weights
+from tinyconv.cli import run_command
 from tinyconv.files import load_image, save_image
 from tinyconv.models.vgg import VGG
 from tinyconv.progress import Progress
@@ -279,19 +280,16 @@ def main(argv=None):
     elif args.output is None:
         parser.error("give the output file with -o OUT")
     args.iterations = DEFAULTS["iterations"] if args.iterations is None else args.iterations
-    try:
-        prepared = prepare(args)
-        if args.demo:
-            out = Path(args.output)
-            save_image(out.with_name(f"{out.stem}_content.png"), prepared["content_rgb"])
-            save_image(out.with_name(f"{out.stem}_style.png"), prepared["styles_rgb"][0])
-        return run(args, prepared)
-    except (ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("stylize: interrupted before the first iteration; nothing written", file=sys.stderr)
-        return 130
+    return run_command(prepare_and_run, args)
+
+
+def prepare_and_run(args):
+    prepared = prepare(args)
+    if args.demo:
+        out = Path(args.output)
+        save_image(out.with_name(f"{out.stem}_content.png"), prepared["content_rgb"])
+        save_image(out.with_name(f"{out.stem}_style.png"), prepared["styles_rgb"][0])
+    return run(args, prepared)
 
 
 if __name__ == "__main__":

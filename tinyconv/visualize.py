@@ -26,6 +26,7 @@ from scipy.ndimage import gaussian_filter
 
 import tinyconv.functional as F
 from tinyconv import Tensor, no_grad, weights
+from tinyconv.cli import run_command
 from tinyconv.progress import Progress
 from tinyconv.files import load_image, save_image
 from tinyconv.models.vgg import VGG
@@ -293,16 +294,7 @@ def run(args):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    try:
-        run(args)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
-    return 0
+    return run_command(run, build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

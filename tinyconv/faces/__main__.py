@@ -17,6 +17,7 @@ from tinyconv.faces.evaluation import evaluate
 from tinyconv.faces.lfw import read_pairs
 from tinyconv.faces.preprocess import parse_preprocessing
 from tinyconv.faces.recognition import verify, who_is_it
+from tinyconv.cli import run_command
 from tinyconv.faces.thresholds import DEFAULT_PREPROCESS, THRESHOLDS, default_threshold
 from tinyconv.faces.train import people_images, save_fine_tuned, train
 from tinyconv.models.facenet import facenet
@@ -33,11 +34,7 @@ PREPROCESS_HELP = (f"course | standardize, optionally -crop<pixels> (default {DE
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        return args.run(args)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    return run_command(args.run, args)
 
 
 def build_parser():

@@ -84,7 +84,9 @@ def conv2d_grad_input(gy, w, x_shape, stride, padding):
 
     Stride 1 (padding smaller than the kernel, as 'same' and 'valid' give): gx is the forward convolution of gy
     with the kernel turned 180 degrees and in/out swapped, padded by kernel-1-padding on each side - one more
-    im2col + matrix product, written straight into gx. Otherwise: gy @ w.T to columns, then col2im.
+    im2col (kh*kw*O columns) + matrix product, written straight into gx. Otherwise, and also when x has far fewer
+    channels than y (C*4 <= O): gy @ w.T to kh*kw*C columns, then col2im. For VGG's RGB input layer that is 27
+    instead of 576 columns, 3x faster; with similar channel counts col2im's scatter-add costs more than the copy.
     """
     Ho, Wo = _geometry(x_shape, w.shape, stride, padding)
     N, H, W, C = x_shape
@@ -92,7 +94,7 @@ def conv2d_grad_input(gy, w, x_shape, stride, padding):
     if gy.shape != (N, Ho, Wo, O):
         raise ValueError(f"conv2d: output gradient has shape {gy.shape}, expected {(N, Ho, Wo, O)}")
     (sh, sw), ((pt, pb), (pl, pr)) = stride, padding
-    if (sh, sw) == (1, 1) and max(pt, pb) < kh and max(pl, pr) < kw:
+    if (sh, sw) == (1, 1) and max(pt, pb) < kh and max(pl, pr) < kw and C * 4 > O:
         w_turned = w[::-1, ::-1].transpose(0, 1, 3, 2)
         return conv2d_forward(gy, w_turned, (1, 1), ((kh - 1 - pt, kh - 1 - pb), (kw - 1 - pl, kw - 1 - pr)))
     K = kh * kw * C

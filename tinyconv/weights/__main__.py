@@ -5,6 +5,7 @@ from pathlib import Path
 
 from tinyconv.weights.architectures import ARCHITECTURES
 from tinyconv.weights.convert import convert_file
+from tinyconv.cli import run_command
 from tinyconv.weights.fetch import ensure, home, verify, weights_path
 from tinyconv.weights.format import save
 from tinyconv.weights.sources import SOURCES
@@ -25,11 +26,7 @@ def main(argv=None):
     convert.add_argument("--arch", required=True, choices=list(ARCHITECTURES))
     convert.add_argument("-o", "--output", type=Path, help="default: the weights folder's <arch>.h5")
     args = parser.parse_args(argv)
-    try:
-        return COMMANDS[args.command](args)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    return run_command(COMMANDS[args.command], args)
 
 
 def run_fetch(args):
