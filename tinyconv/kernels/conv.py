@@ -10,18 +10,11 @@ With K = kh*kw*C and the column matrix `cols` of `im2col` (one row per output pi
 The work is done in tiles of output rows so the column buffer stays a few MB (the big early VGG layers would
 otherwise move 100+ MB of columns through memory). 1x1 stride-1 unpadded convolutions are plain matrix products
 with no copy at all. Output dtype follows x (float32 or float64); w is cast to it if needed.
-
-Stride-1 convolutions with a moderate number of channels skip im2col ("shifted GEMMs", see `_shifted_forward`):
-there the column copy costs as much as the arithmetic (VGG conv1_2 at 512x512: 188 -> 140 ms, conv2_2 and conv3_x
-5-10% faster); with 512 channels the one long product of im2col is faster.
 """
 import numpy as np
-from scipy.linalg.blas import get_blas_funcs
 
 from tinyconv.kernels.im2col import col2im_add, im2col
 
-SHIFTED_CHANNELS = (16, 256)   # stride-1 inputs with this many channels (inclusive) use `_shifted_forward`
-ACC_BYTES = 512 << 10          # its output tile, accumulated over all kernel taps while it stays in cache
 TILE_BYTES = 8 << 20          # target size of one tile of the column matrix ...
 MIN_TILE_PIXELS = 2048        # ... unless that leaves fewer output pixels (matrix rows) than this
 _scratch = {}                 # dtype -> reusable 1-D buffer for column tiles (grown on demand; not thread-safe)
@@ -66,37 +59,6 @@ def _tiles(N, Ho, Wo, K, itemsize):
         yield t0, min(t0 + rows, N * Ho)
 
 
-def _shifted_forward(x, w, padding):
-    """Stride-1 y (N, Ho, Wo, O) without im2col: one matrix product per kernel tap (i, j), K = C.
-
-    x is zero-padded once to xp (N, Hp + 1, Wp, C) and y computed on the padded width, yp (N, Ho, Wp, O); its
-    last kw-1 columns are junk and dropped. Per image, flat output pixel p = oh*Wp + ow reads flat input pixel
-    p + i*Wp + j for tap (i, j), so a tile of consecutive output pixels reads a *contiguous* slice of
-    xp[n].reshape(-1, C): yp[a:b] += xp[a+s : b+s] @ w[i, j] with s = i*Wp + j (the spare row keeps the last
-    slice in bounds). BLAS gemm with beta = 1 accumulates in place, tile by tile so the tile stays in cache.
-    """
-    N, H, W, C = x.shape
-    kh, kw, _, O = w.shape
-    (pt, pb), (pl, pr) = padding
-    Hp, Wp = H + pt + pb, W + pl + pr
-    Ho, Wo = Hp - kh + 1, Wp - kw + 1
-    xp = np.zeros((N, Hp + 1, Wp, C), x.dtype)
-    xp[:, pt:pt + H, pl:pl + W] = x
-    yp = np.zeros((N, Ho, Wp, O), x.dtype)
-    gemm = get_blas_funcs("gemm", dtype=x.dtype)
-    tile = max(1, ACC_BYTES // (Wp * O * x.itemsize)) * Wp
-    for n in range(N):
-        xf, yf = xp[n].reshape(-1, C), yp[n].reshape(-1, O)
-        for a in range(0, Ho * Wp, tile):
-            b = min(a + tile, Ho * Wp)
-            for i in range(kh):
-                for j in range(kw):
-                    s = i * Wp + j
-                    # column-major BLAS sees the transposes: yp^T[:, a:b] += w[i, j]^T @ xp^T[:, a+s:b+s]
-                    gemm(1.0, w[i, j].T, xf[a + s:b + s].T, beta=1.0, c=yf[a:b].T, overwrite_c=True)
-    return np.ascontiguousarray(yp[:, :, :Wo])
-
-
 def conv2d_forward(x, w, stride, padding):
     """y (N, Ho, Wo, O) = cross-correlation of x (N, H, W, C) with w (kh, kw, C, O); see the module docstring."""
     Ho, Wo = _geometry(x.shape, w.shape, stride, padding)
@@ -109,8 +71,6 @@ def conv2d_forward(x, w, stride, padding):
     if _is_pointwise(w.shape, stride, padding):
         np.dot(x.reshape(-1, C), wm, out=y.reshape(-1, O))
         return y
-    if tuple(stride) == (1, 1) and SHIFTED_CHANNELS[0] <= C <= SHIFTED_CHANNELS[1]:
-        return _shifted_forward(x, wm.reshape(w.shape), padding)
     (sh, sw), ((pt, _), (pl, _)) = stride, padding
     y2 = y.reshape(N * Ho * Wo, O)
     for t0, t1 in _tiles(N, Ho, Wo, K, x.itemsize):
@@ -125,8 +85,9 @@ def conv2d_grad_input(gy, w, x_shape, stride, padding):
     Stride 1 (padding smaller than the kernel, as 'same' and 'valid' give): gx is the forward convolution of gy
     with the kernel turned 180 degrees and in/out swapped, padded by kernel-1-padding on each side - one more
     im2col (kh*kw*O columns) + matrix product, written straight into gx. Otherwise, and also when x has far fewer
-    channels than y (C*4 <= O): gy @ w.T to kh*kw*C columns, then col2im. For VGG's RGB input layer that is 27
-    instead of 576 columns, 3x faster; with similar channel counts col2im's scatter-add costs more than the copy.
+    channels than y (C*4 <= O): gy @ w.T to kh*kw*C columns, then col2im. For VGG's RGB input layer at 512x512
+    that is 27 instead of 576 columns, 141 -> 45 ms; with similar channel counts col2im's scatter-add costs more
+    than the copy.
     """
     Ho, Wo = _geometry(x_shape, w.shape, stride, padding)
     N, H, W, C = x_shape
