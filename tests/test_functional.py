@@ -95,6 +95,14 @@ def test_matmul(shapes, seed):
     assert gradcheck(F.matmul, a, b)
 
 
+@given(st.integers(1, 5), st.integers(1, 6), seeds)
+def test_gram(n, m, seed):
+    a = randn(seed, (n, m))
+    np.testing.assert_allclose(F.gram(a).data, a @ a.T, rtol=1e-12)
+    assert gradcheck(F.gram, a)
+    assert gradcheck(lambda t: F.gram(F.transpose(t)), a)  # as style.py calls it, on a transposed view
+
+
 def test_matmul_shape_error_names_both_shapes():
     with pytest.raises(ValueError, match=r"matmul: shapes \(2, 3\) and \(4, 5\)"):
         F.matmul(np.ones((2, 3)), np.ones((4, 5)))

@@ -130,7 +130,7 @@ def sqrt(x):
 def relu(x):
     x = tensor(x)
     positive = x.data > 0
-    return Tensor.from_op(np.where(positive, x.data, 0), (x,), lambda g: (g * positive,), "relu")  # 1[x>0]
+    return Tensor.from_op(np.maximum(x.data, 0), (x,), lambda g: (g * positive,), "relu")  # d relu/dx = 1[x>0]
 
 
 def maximum(a, b):
@@ -228,6 +228,17 @@ def matmul(a, b):
     if b.ndim == 1:
         out = out[..., 0]
     return Tensor.from_op(out, (a, b), vjp, "matmul")
+
+
+def gram(a):
+    """G = A A^T for A (n, m): the (n, n) inner products of A's rows (used for the style of a layer)."""
+    a = tensor(a)
+    if a.ndim != 2:
+        raise ValueError(f"gram: A must be a matrix (n, m), got shape {a.shape}")
+
+    def vjp(g):  # G = A A^T:  dA = (dG + dG^T) A   (one matrix product, where matmul's rule takes two)
+        return ((g + g.T) @ a.data,)
+    return Tensor.from_op(a.data @ a.data.T, (a,), vjp, "gram")
 
 
 def reshape(x, *shape):
@@ -388,7 +399,9 @@ def conv2d(x, w, b=None, stride=1, padding=0):
         g = np.ascontiguousarray(g)
         gx = conv_kernels.conv2d_grad_input(g, wd, x.shape, stride, pads) if x.requires_grad else None
         gw = conv_kernels.conv2d_grad_weight(xd, g, w.shape, stride, pads) if w.requires_grad else None
-        return (gx, gw) if b is None else (gx, gw, g.sum(axis=(0, 1, 2)))
+        if b is None:
+            return gx, gw
+        return gx, gw, g.sum(axis=(0, 1, 2)) if b.requires_grad else None
     return Tensor.from_op(out, parents, vjp, "conv2d")
 
 

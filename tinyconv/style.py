@@ -34,7 +34,7 @@ def unroll(a):
 
 def gram_matrix(A):
     """G = A A^T for A of shape (nC, n): the (nC, nC) matrix of channel correlations."""
-    return F.matmul(A, F.transpose(A, (1, 0)))
+    return F.gram(A)
 
 
 def style_gram(a):

@@ -127,6 +127,7 @@ class Tensor:
 
         order = self._topological_order()
         grads = {id(self): grad}
+        summed = set()  # ids whose gradient is a sum made here, so it may be added to in place
         for node in order:
             g = grads.pop(id(node), None)
             if g is None:
@@ -138,7 +139,13 @@ class Tensor:
                 if pg is None or not parent.requires_grad:
                     continue
                 key = id(parent)
-                grads[key] = pg if key not in grads else grads[key] + pg
+                if key not in grads:
+                    grads[key] = pg
+                elif key in summed:
+                    grads[key] += pg
+                else:  # a second path reaches the parent: sum the gradients of both
+                    grads[key] = grads[key] + pg
+                    summed.add(key)
             if not retain_graph:
                 node._vjp, node._parents, node._freed = None, (), True
 
