@@ -2,9 +2,9 @@
 FaceNet face recognition and Gatys neural style transfer.
 
 Thread pools matter more than kernel tuning on few cores: after each call OpenBLAS's worker threads keep spinning
-for about 0.1 s and starve Numba's (and the other way round). Letting them sleep at once made a conv -> pool -> conv
--> backward sequence 1.9x faster on 2 cores (benchmarks/bench_kernels.py). These defaults apply only if numpy has
-not been imported yet, and never override a value the user set.
+for a while and starve Numba's (and the other way round). Letting them sleep at once made a conv -> relu -> pool
+-> conv -> backward step 1.6x faster on 2 cores (median 36 -> 22.5 ms, benchmarks/bench_threads.py). These
+defaults apply only if numpy has not been imported yet, and never override a value the user set.
 """
 import os
 
