@@ -2,13 +2,11 @@
 hypothesis-generated shapes, broadcasting, strides, paddings and kernel sizes; forward values against NumPy."""
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings, strategies as st
+from hypothesis import assume, given, strategies as st
 
 import tinyconv.functional as F
 from tinyconv import Tensor, gradcheck
 
-settings.register_profile("tinyconv", max_examples=25, deadline=None, derandomize=True)
-settings.load_profile("tinyconv")
 
 seeds = st.integers(0, 2**31 - 1)
 small_shapes = st.lists(st.integers(1, 4), min_size=0, max_size=3).map(tuple)
