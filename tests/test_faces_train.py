@@ -35,10 +35,8 @@ def test_people_and_batches(shared):
     assert paths[0].split("/")[-2] == paths[1].split("/")[-2] != paths[2].split("/")[-2]
 
 
-def test_loss_falls_on_a_fixed_batch_of_real_faces_and_saves(shared, tmp_path):
-    base = weights.path_if_present("facenet")
-    if base is None:
-        pytest.skip("converted FaceNet weights absent (python -m tinyconv.weights fetch facenet)")
+def test_loss_falls_on_a_fixed_batch_of_real_faces_and_saves(shared, weights_file, tmp_path):
+    base = weights_file("facenet")
     model = facenet(base)
     people = people_images(shared / "data" / "faces" / "lfw", min_images=8)
     paths, labels = sample_batch(people, 3, 2, np.random.default_rng(3))
@@ -62,6 +60,7 @@ def test_loss_falls_on_a_fixed_batch_of_real_faces_and_saves(shared, tmp_path):
     after = loss()
     assert after < 0.8 * before
     np.testing.assert_array_equal(bn.data, bn_before)
+    assert not bn.requires_grad and bn.grad is None   # frozen: no gradient computed or accumulated
 
     out = tmp_path / "tuned.h5"
     save_fine_tuned(out, model, base, "test")

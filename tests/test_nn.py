@@ -53,6 +53,9 @@ def test_batchnorm_train_uses_batch_statistics_and_updates_running_ones():
     out = bn(x)
     np.testing.assert_allclose(out.data.mean(axis=(0, 1, 2)), 0, atol=1e-5)
     np.testing.assert_allclose(bn.named_buffers()["moving_mean"], 0.01 * x.mean(axis=(0, 1, 2)), rtol=1e-5)
+    n = x.size // 2   # Keras: running = 0.99 running + 0.01 batch, with the unbiased batch variance
+    np.testing.assert_allclose(bn.named_buffers()["moving_variance"],
+                               0.99 + 0.01 * x.var(axis=(0, 1, 2)) * n / (n - 1), rtol=1e-5)
     bn.eval()
     before = bn.named_buffers()["moving_mean"].copy()
     bn(x)
@@ -85,3 +88,18 @@ def test_sgd_momentum_step_formula():
     w.grad = np.array([1.0])
     opt.step()  # v = 0.9 * 2 + 1 = 2.8, w = 0 - 1.4
     np.testing.assert_allclose(w.data, [-1.4])
+
+
+def test_frozen_parameters_get_no_gradient():
+    """requires_grad_(False) on the batch norm layers: backward computes and accumulates nothing for them."""
+    net = TinyNet().eval()
+    net.bn.requires_grad_(False)
+    assert net.trainable_parameters() == [p for k, p in net.named_parameters().items() if "BatchNorm" not in k]
+    x = np.random.default_rng(3).standard_normal((2, 5, 5, 3)).astype(np.float32)
+    for _ in range(2):
+        net(x).sum().backward()
+    assert net.bn.beta.grad is None
+    assert net.conv.kernel.grad is not None and net.conv.kernel.grad.dtype == np.float32
+    net.bn.requires_grad_(True)
+    net(x).sum().backward()
+    assert net.bn.beta.grad is not None

@@ -93,3 +93,28 @@ def test_detach_and_numpy():
     assert not d.requires_grad and d.op is None
     assert isinstance(d.numpy(), np.ndarray) and d.numpy()[0] == 3
     assert F.sum(x).item() == 2.0
+
+
+def test_backward_checks_the_shape_and_dtype_of_every_vjp():
+    x = Tensor(np.ones(3, np.float32), requires_grad=True)
+    wrong_dtype = Tensor.from_op(x.data * 2, (x,), lambda g: (g * np.float64(2) * np.ones(3),), "twice")
+    with pytest.raises(RuntimeError, match=r"VJP of twice returned a gradient of shape \(3,\) and dtype float64 "
+                                           r"for input 0 of shape \(3,\) and dtype float32"):
+        wrong_dtype.sum().backward()
+    wrong_shape = Tensor.from_op(x.data.sum(), (x,), lambda g: (g,), "total")
+    with pytest.raises(RuntimeError, match=r"VJP of total returned a gradient of shape \(\) .* input 0 of shape \(3,\)"):
+        wrong_shape.backward()
+    too_few = Tensor.from_op(x.data + x.data, (x, x), lambda g: (g,), "pair")
+    with pytest.raises(RuntimeError, match="VJP of pair returned 1 gradients for 2 inputs"):
+        too_few.sum().backward()
+
+
+def test_gradcheck_on_a_non_contiguous_input():
+    """gradcheck perturbs the array itself: a transposed (non-contiguous) float64 tensor is checked correctly."""
+    from tinyconv import gradcheck
+    data = np.random.default_rng(0).standard_normal((3, 4)).T
+    assert not data.flags.c_contiguous
+    assert gradcheck(lambda t: t * t, Tensor(data))
+    wrong = lambda t: Tensor.from_op(t.data * t.data, (t,), lambda g: (g * t.data,), "half")   # misses the 2
+    with pytest.raises(AssertionError, match="gradcheck: input 0"):
+        gradcheck(wrong, Tensor(data.copy().T.copy().T))

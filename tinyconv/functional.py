@@ -26,17 +26,32 @@ from .tensor import Tensor, as_array
 
 # ----- helpers ------------------------------------------------------------------------------------------------------
 def tensor(x, dtype=None):
-    """`x` as a Tensor (a Tensor is returned as is; arrays and numbers become leaves, cast to `dtype` if given)."""
-    return x if isinstance(x, Tensor) else Tensor(as_array(x, dtype))
+    """`x` as a Tensor: arrays and numbers become leaves, cast to `dtype` if given; a Tensor is returned as it is,
+    or cast differentiably (`astype`) when `dtype` is given and differs."""
+    if isinstance(x, Tensor):
+        return x if dtype is None else astype(x, dtype)
+    return Tensor(as_array(x, dtype))
 
 
 def _pair(a, b):
-    """Both operands as Tensors. A constant (number or array) takes the dtype of the tensor it meets."""
+    """Both operands as Tensors of one dtype. A constant (number or array) takes the dtype of the tensor it meets;
+    of two tensors of different dtypes, the narrower one is cast (differentiably) to the wider one."""
+    if isinstance(a, Tensor) and isinstance(b, Tensor) and a.dtype != b.dtype:
+        wide = np.result_type(a.dtype, b.dtype)
+        return astype(a, wide), astype(b, wide)
     if isinstance(a, Tensor):
         return a, tensor(b, a.dtype)
     if isinstance(b, Tensor):
         return tensor(a, b.dtype), b
     return tensor(a), tensor(b)
+
+
+def astype(x, dtype):
+    """x cast to `dtype` (float32 or float64); the gradient is cast back to x's dtype."""
+    x = tensor(x)
+    if x.dtype == dtype:
+        return x
+    return Tensor.from_op(x.data.astype(dtype), (x,), lambda g: (g.astype(x.dtype),), "astype")  # dx = g
 
 
 def unbroadcast(g, shape):
@@ -137,7 +152,7 @@ def maximum(a, b):
     """Elementwise max; where a == b the gradient is split half and half."""
     a, b = _pair(a, b)
     _check_broadcast("maximum", a, b)
-    a_wins = (a.data > b.data) + 0.5 * (a.data == b.data)
+    a_wins = ((a.data > b.data) + 0.5 * (a.data == b.data)).astype(a.dtype)   # 1, 1/2 or 0, in the inputs' dtype
 
     def vjp(g):  # d max(a,b)/da = 1[a>b], d/db = 1[b>a]
         return unbroadcast(g * a_wins, a.shape), unbroadcast(g * (1 - a_wins), b.shape)
@@ -202,7 +217,7 @@ def max(x, axis=None, keepdims=False):
     top = x.data.max(axis=axes, keepdims=True)
 
     def vjp(g):  # d max/dx_i = 1[x_i is the max] / (number of maxima)
-        winners = x.data == top
+        winners = (x.data == top).astype(x.dtype)
         return (_expand(g, x.shape, axes) * winners / winners.sum(axis=axes, keepdims=True),)
     return Tensor.from_op(top if keepdims else top.squeeze(axes), (x,), vjp, "max")
 
@@ -442,26 +457,36 @@ def global_avg_pool2d(x):
 
 
 # ----- normalisation, regularisation, dense -------------------------------------------------------------------------
-def batch_norm(x, mean, var, gamma=None, beta=None, eps=1e-3, training=False, momentum=0.99):
-    """y = gamma * (x - mu) / sqrt(sigma^2 + eps) + beta over the last axis (channels).
+def batch_moments(x):
+    """(mean, biased variance) of NHWC (or (N, C)) data `x` over every axis but the last: shapes (C,), (C,)."""
+    axes = tuple(range(x.ndim - 1))
+    return x.mean(axis=axes), x.var(axis=axes)
 
-    Inference (training=False): mu, sigma^2 are the given running `mean` and `var` (arrays of shape (C,)).
-    Training: mu, sigma^2 are the batch's statistics over all other axes, and `mean`/`var` are updated in place:
-    running = momentum * running + (1 - momentum) * batch (Keras's convention; the variance is the unbiased one).
+
+def batch_norm(x, mean=None, var=None, gamma=None, beta=None, eps=1e-3, training=False):
+    """y = gamma * (x - mu) / sqrt(sigma^2 + eps) + beta over the last axis (channels). A pure function.
+
+    Inference (training=False): mu, sigma^2 are the given running `mean` and `var` (constant arrays of shape (C,)).
+    Training: mu, sigma^2 are the batch's statistics over all other axes (`batch_moments`) and the gradient flows
+    through them; `mean` and `var` must be None. Nothing is updated here: `nn.BatchNorm2d` keeps the running
+    statistics and updates them.
     """
     x = tensor(x)
     channels = x.shape[-1]
+    for what, arr in (("mean", mean), ("var", var)):
+        if training and arr is not None:
+            raise ValueError(f"batch_norm: training uses the batch's statistics and updates no running {what} "
+                             f"(nn.BatchNorm2d does); pass {what}=None")
+        if not training and arr is None:
+            raise ValueError(f"batch_norm: inference needs the running {what}")
+        if isinstance(arr, Tensor) and arr.requires_grad:
+            raise TypeError(f"batch_norm: the running {what} is a constant and cannot require grad")
     for what, arr in (("mean", mean), ("var", var), ("gamma", gamma), ("beta", beta)):
         if arr is not None and as_array(arr).shape != (channels,):
             raise ValueError(f"batch_norm: {what} must have shape ({channels},), got {as_array(arr).shape}")
     axes = tuple(range(x.ndim - 1))
     if training:
-        mu, sigma2 = x.data.mean(axis=axes), x.data.var(axis=axes)
-        count = x.size // channels
-        mean *= momentum
-        mean += (1 - momentum) * mu
-        var *= momentum
-        var += (1 - momentum) * sigma2 * (count / (count - 1) if count > 1 else 1.0)
+        mu, sigma2 = batch_moments(x.data)
     else:
         mu, sigma2 = as_array(mean, x.dtype), as_array(var, x.dtype)
     inv_std = (1 / np.sqrt(sigma2 + eps)).astype(x.dtype)
@@ -479,15 +504,17 @@ def batch_norm(x, mean, var, gamma=None, beta=None, eps=1e-3, training=False, mo
 
     def vjp(g):
         gxhat = g * gamma.data if gamma is not None else g
-        if training:  # through the batch statistics: dx = (gxhat - mean(gxhat) - xhat mean(gxhat xhat)) / std
+        if not x.requires_grad:
+            gx = None
+        elif training:  # through the batch statistics: dx = (gxhat - mean(gxhat) - xhat mean(gxhat xhat)) / std
             gx = inv_std * (gxhat - gxhat.mean(axis=axes) - xhat * (gxhat * xhat).mean(axis=axes))
-        else:         # fixed statistics: dx = gxhat / std
+        else:           # fixed statistics: dx = gxhat / std
             gx = gxhat * inv_std
         grads = [gx]
-        if gamma is not None:
-            grads.append((g * xhat).sum(axis=axes))  # d/dgamma = sum g xhat
-        if beta is not None:
-            grads.append(g.sum(axis=axes))           # d/dbeta = sum g
+        if gamma is not None:  # d/dgamma = sum g xhat (not computed for a frozen gamma)
+            grads.append((g * xhat).sum(axis=axes) if gamma.requires_grad else None)
+        if beta is not None:   # d/dbeta = sum g
+            grads.append(g.sum(axis=axes) if beta.requires_grad else None)
         return tuple(grads)
     return Tensor.from_op(out, tuple(parents), vjp, "batch_norm")
 
@@ -507,7 +534,7 @@ def dropout(x, rate, training, rng=None):
 
 def linear(x, w, b=None):
     """Dense layer: x (..., in) @ w (in, out) + b (out,) -> (..., out). w in Keras's (in, out) layout."""
-    x, w = tensor(x), tensor(w)
+    x, w = _pair(x, w)
     if w.ndim != 2 or x.shape[-1] != w.shape[0]:
         raise ValueError(f"linear: input shape {x.shape} does not fit weight shape {w.shape} (expected (..., "
                          f"{w.shape[0] if w.ndim == 2 else '?'}))")

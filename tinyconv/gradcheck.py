@@ -37,20 +37,20 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3, samples=None, seed=0)
 
     for i, t in enumerate(tensors):
         analytic = np.zeros_like(t.data) if t.grad is None else t.grad
-        flat = t.data.reshape(-1)  # a view: writing to it perturbs the input in place
-        coords = range(flat.size) if samples is None or samples >= flat.size else \
-            rng.choice(flat.size, size=samples, replace=False)
+        coords = range(t.size) if samples is None or samples >= t.size else \
+            rng.choice(t.size, size=samples, replace=False)
         for c in coords:
-            original = flat[c]
-            flat[c] = original + eps
+            # perturb t.data itself at its multi-index (t.data.reshape(-1) would be a copy for a non-contiguous array)
+            index = tuple(int(i) for i in np.unravel_index(c, t.shape))
+            original = t.data[index]
+            t.data[index] = original + eps
             up = loss()
-            flat[c] = original - eps
+            t.data[index] = original - eps
             down = loss()
-            flat[c] = original
+            t.data[index] = original
             numerical = (up - down) / (2 * eps)
-            exact = analytic.reshape(-1)[c]
+            exact = analytic[index]
             if abs(exact - numerical) > atol + rtol * abs(numerical):
-                index = tuple(int(i) for i in np.unravel_index(c, t.shape))
                 raise AssertionError(f"gradcheck: input {i} at {index}: analytic {exact:.8g}, "
                                      f"numerical {numerical:.8g} (difference {abs(exact - numerical):.3g})")
     return True

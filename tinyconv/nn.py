@@ -100,6 +100,21 @@ class Module:
         for p in self.parameters():
             p.grad = None
 
+    def requires_grad_(self, requires_grad=True):
+        """Freeze (False) or unfreeze (True) every parameter of this module and the modules below it; returns self.
+
+        A frozen parameter gets no gradient: backward neither computes nor accumulates one, and
+        `trainable_parameters()` leaves it out.
+        """
+        for p in self.parameters():
+            p.requires_grad = requires_grad
+            p.grad = None
+        return self
+
+    def trainable_parameters(self):
+        """The parameters that require grad (what an optimiser should update)."""
+        return [p for p in self.parameters() if p.requires_grad]
+
     def astype(self, dtype):
         """Cast every parameter and buffer (e.g. to np.float64 for a gradient check); returns self."""
         for _, m in self.named_modules():
@@ -144,7 +159,9 @@ class BatchNorm2d(Module):
     """Batch normalisation over the last axis (channels), with Keras's parameter names and momentum convention.
 
     scale=False drops gamma and center=False drops beta (as in FaceNet, which has beta only).
-    In training mode it normalises with the batch's statistics and updates moving_mean / moving_variance.
+    In training mode it normalises with the batch's statistics and updates its buffers moving_mean and
+    moving_variance: running = momentum * running + (1 - momentum) * batch, with the unbiased batch variance
+    (Keras's convention). In inference mode it uses the buffers. (`F.batch_norm` itself is pure.)
     """
 
     def __init__(self, num_features, eps=1e-3, momentum=0.99, center=True, scale=True, name=None):
@@ -156,8 +173,17 @@ class BatchNorm2d(Module):
         self.add_buffer("moving_variance", np.ones(num_features))
 
     def forward(self, x):
-        return F.batch_norm(x, self._buffers["moving_mean"], self._buffers["moving_variance"], self.gamma,
-                            self.beta, self.eps, training=self.training, momentum=self.momentum)
+        mean, var = self._buffers["moving_mean"], self._buffers["moving_variance"]
+        if not self.training:
+            return F.batch_norm(x, mean, var, self.gamma, self.beta, self.eps)
+        data = F.tensor(x).data
+        mu, sigma2 = F.batch_moments(data)
+        count = data.size // data.shape[-1]
+        mean *= self.momentum
+        mean += (1 - self.momentum) * mu
+        var *= self.momentum
+        var += (1 - self.momentum) * sigma2 * (count / (count - 1) if count > 1 else 1.0)
+        return F.batch_norm(x, None, None, self.gamma, self.beta, self.eps, training=True)
 
 
 class Linear(Module):

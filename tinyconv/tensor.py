@@ -135,9 +135,14 @@ class Tensor:
             if node._vjp is None:  # a leaf
                 node.grad = g.copy() if node.grad is None else node.grad + g
                 continue
-            for parent, pg in zip(node._parents, node._vjp(g)):
+            parent_grads = node._vjp(g)
+            if len(parent_grads) != len(node._parents):
+                raise RuntimeError(f"backward: the VJP of {node.op} returned {len(parent_grads)} gradients for "
+                                   f"{len(node._parents)} inputs")
+            for i, (parent, pg) in enumerate(zip(node._parents, parent_grads)):
                 if pg is None or not parent.requires_grad:
                     continue
+                _check_grad(node.op, i, parent, pg)
                 key = id(parent)
                 if key not in grads:
                     grads[key] = pg
@@ -171,3 +176,12 @@ class Tensor:
                     stack.append((parent, False))
         order.reverse()
         return order
+
+
+def _check_grad(op, i, parent, grad):
+    """A VJP must return, for each input, an array of exactly that input's shape and dtype (as HIPS/autograd's
+    assert_vspace_match checks): a float64 gradient for a float32 input, or a broadcast shape, is a bug in `op`."""
+    shape, dtype = np.shape(grad), getattr(grad, "dtype", type(grad))
+    if shape != parent.shape or dtype != parent.dtype:
+        raise RuntimeError(f"backward: the VJP of {op} returned a gradient of shape {shape} and dtype {dtype} for "
+                           f"input {i} of shape {parent.shape} and dtype {parent.dtype}")

@@ -88,15 +88,13 @@ def triplets_loss(embeddings, triplets, alpha):
 def set_training(model, freeze_bn=True):
     """Training mode (dropout on); with freeze_bn, batch norm layers stay in inference mode.
 
-    Returns the parameters to train (without the batch norm betas when frozen)."""
+    Returns the parameters to train (the frozen batch norm betas have requires_grad=False: no gradient at all)."""
     model.train()
-    frozen = set()
     if freeze_bn:
         for _, module in model.named_modules():
             if isinstance(module, nn.BatchNorm2d):
-                module.eval()
-                frozen.update(id(t) for t in module.parameters())
-    return [t for t in model.parameters() if id(t) not in frozen]
+                module.eval().requires_grad_(False)
+    return model.trainable_parameters()
 
 
 def train(model, people, steps, preprocess, lr=1e-5, n_people=10, images_per_person=3, alpha=0.5,
