@@ -1,4 +1,4 @@
-"""tinyconv.kernels against plain NumPy references written out below (explicit loops over output pixels).
+"""tinyconv.kernels against the plain-loop references of tinyconv/kernels/reference.py (obviously right, slow).
 
 Geometry (batch, image size, channels, kernel size, strides, asymmetric paddings) is drawn by hypothesis; the
 convolution kernels are also run with tiny column tiles so the tiling code is exercised on small shapes.
@@ -13,105 +13,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tinyconv import functional as F
 from tinyconv import kernels
-from tinyconv.kernels import conv
+from tinyconv.kernels import conv, reference
+
+ref_conv, ref_conv_grad_input, ref_conv_grad_weight = (reference.conv2d_forward, reference.conv2d_grad_input,
+                                                       reference.conv2d_grad_weight)
+ref_max_pool, ref_max_pool_backward = reference.max_pool2d_forward, reference.max_pool2d_backward
+ref_avg_pool, ref_avg_pool_backward = reference.avg_pool2d_forward, reference.avg_pool2d_backward
 
 SETTINGS = settings(max_examples=40, deadline=None)
-
-
-# ---------------------------------------------------------------- references (float64, obviously right, slow)
-
-def out_size(H, W, kh, kw, stride, padding):
-    (sh, sw), ((pt, pb), (pl, pr)) = stride, padding
-    return (H + pt + pb - kh) // sh + 1, (W + pl + pr - kw) // sw + 1
-
-
-def windows(H, W, kh, kw, stride, padding):
-    """(oh, ow, rows slice, cols slice) of every window, in the padded image's coordinates."""
-    Ho, Wo = out_size(H, W, kh, kw, stride, padding)
-    for oh in range(Ho):
-        for ow in range(Wo):
-            yield oh, ow, slice(oh * stride[0], oh * stride[0] + kh), slice(ow * stride[1], ow * stride[1] + kw)
-
-
-def pad(x, padding, value=0.0):
-    return np.pad(x, ((0, 0), *padding, (0, 0)), constant_values=value)
-
-
-def crop(xp, padding, H, W):
-    (pt, _), (pl, _) = padding
-    return xp[:, pt:pt + H, pl:pl + W]
-
-
-def ref_conv(x, w, stride, padding):
-    N, H, W, C = x.shape
-    kh, kw, _, O = w.shape
-    xp = pad(x, padding)
-    y = np.zeros((N, *out_size(H, W, kh, kw, stride, padding), O))
-    for oh, ow, rs, cs in windows(H, W, kh, kw, stride, padding):
-        y[:, oh, ow] = np.tensordot(xp[:, rs, cs], w, axes=([1, 2, 3], [0, 1, 2]))
-    return y
-
-
-def ref_conv_grad_input(gy, w, x_shape, stride, padding):
-    N, H, W, C = x_shape
-    kh, kw, _, O = w.shape
-    gxp = pad(np.zeros(x_shape), padding)
-    for oh, ow, rs, cs in windows(H, W, kh, kw, stride, padding):
-        gxp[:, rs, cs] += np.tensordot(gy[:, oh, ow], w, axes=([1], [3]))
-    return crop(gxp, padding, H, W)
-
-
-def ref_conv_grad_weight(x, gy, w_shape, stride, padding):
-    N, H, W, C = x.shape
-    kh, kw, _, O = w_shape
-    xp = pad(x, padding)
-    gw = np.zeros(w_shape)
-    for oh, ow, rs, cs in windows(H, W, kh, kw, stride, padding):
-        gw += np.tensordot(xp[:, rs, cs], gy[:, oh, ow], axes=([0], [0]))
-    return gw
-
-
-def ref_max_pool(x, size, stride, padding):
-    """(y, argmax as h*W + w of the unpadded image); np.argmax picks the first maximum in row-major order."""
-    N, H, W, C = x.shape
-    (pt, _), (pl, _) = padding
-    xp = pad(x, padding, -np.inf)
-    Ho, Wo = out_size(H, W, *size, stride, padding)
-    y, arg = np.zeros((N, Ho, Wo, C)), np.zeros((N, Ho, Wo, C), int)
-    for oh, ow, rs, cs in windows(H, W, *size, stride, padding):
-        win = xp[:, rs, cs].reshape(N, -1, C)
-        k = win.argmax(axis=1)
-        y[:, oh, ow] = win.max(axis=1)
-        h, w = rs.start + k // size[1] - pt, cs.start + k % size[1] - pl
-        arg[:, oh, ow] = h * W + w
-    return y, arg
-
-
-def ref_max_pool_backward(gy, arg, x_shape):
-    N, H, W, C = x_shape
-    gx = np.zeros(x_shape)
-    for n, oh, ow, c in np.ndindex(gy.shape):
-        h, w = divmod(arg[n, oh, ow, c], W)
-        gx[n, h, w, c] += gy[n, oh, ow, c]
-    return gx
-
-
-def ref_avg_pool(x, size, stride, padding):
-    N, H, W, C = x.shape
-    xp, real = pad(x, padding), pad(np.ones((1, H, W, 1)), padding)
-    y = np.zeros((N, *out_size(H, W, *size, stride, padding), C))
-    for oh, ow, rs, cs in windows(H, W, *size, stride, padding):
-        y[:, oh, ow] = xp[:, rs, cs].sum(axis=(1, 2)) / real[:, rs, cs].sum()
-    return y
-
-
-def ref_avg_pool_backward(gy, x_shape, size, stride, padding):
-    N, H, W, C = x_shape
-    gxp, real = pad(np.zeros(x_shape), padding), pad(np.ones((1, H, W, 1)), padding)
-    for oh, ow, rs, cs in windows(H, W, *size, stride, padding):
-        gxp[:, rs, cs] += real[:, rs, cs] * (gy[:, oh, ow] / real[:, rs, cs].sum())[:, None, None, :]
-    return crop(gxp, padding, H, W)
 
 
 # ---------------------------------------------------------------- generated geometry
@@ -235,7 +146,7 @@ def test_conv2d_bad_shapes_raise_clear_errors():
     x = np.zeros((1, 4, 4, 3))
     with pytest.raises(ValueError, match="3 channels .* expects 2"):
         kernels.conv2d_forward(x, np.zeros((3, 3, 2, 5)), (1, 1), ((0, 0), (0, 0)))
-    with pytest.raises(ValueError, match="larger than the padded input"):
+    with pytest.raises(ValueError, match="does not fit"):
         kernels.conv2d_forward(x, np.zeros((5, 5, 3, 5)), (1, 1), ((0, 0), (0, 0)))
     with pytest.raises(ValueError, match="output gradient has shape"):
         kernels.conv2d_grad_input(np.zeros((1, 3, 3, 5)), np.zeros((3, 3, 3, 5)), x.shape, (1, 1), ((0, 0), (0, 0)))
@@ -335,3 +246,33 @@ def test_numba_cache_is_reused_by_a_new_process():
         out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=root)
     hits, misses = map(int, out.stdout.split())
     assert (hits, misses) == (6, 0)
+
+
+# ---------------------------------------------------------------- one window geometry for every operation
+
+@pytest.mark.parametrize("name, stride, padding, size, message", [
+    ("conv2d", 0, 0, 3, r"stride must be positive, got \(0, 0\)"),
+    ("max_pool2d", (1, 0), 0, 3, r"stride must be positive, got \(1, 0\)"),
+    ("avg_pool2d", 1, -1, 3, r"padding must not be negative"),
+    ("conv2d", 1, 0, 9, r"window \(9, 9\) does not fit in input \(5, 5\)"),
+    ("max_pool2d", 1, 0, 9, r"window \(9, 9\) does not fit in input \(5, 5\)"),
+    ("avg_pool2d", 2, 2, 2, r"padding \(\(2, 2\), \(2, 2\)\) must be smaller than the window"),
+    ("max_pool2d", 1, 0, 0, r"window size must be positive"),
+])
+def test_window_geometry_is_checked_once_with_the_same_message_everywhere(name, stride, padding, size, message):
+    """functional, the fast kernels and the reference kernels all reject bad geometry through geometry.window."""
+    x = np.ones((1, 5, 5, 2))
+    pads = ((padding, padding), (padding, padding))
+    strides = stride if isinstance(stride, tuple) else (stride, stride)
+    if name == "conv2d":
+        w = np.ones((size, size, 2, 1))
+        calls = [lambda: F.conv2d(x, w, stride=stride, padding=padding),
+                 lambda: kernels.conv2d_forward(x, w, strides, pads),
+                 lambda: reference.conv2d_forward(x, w, strides, pads)]
+    else:
+        calls = [lambda: getattr(F, name)(x, size, stride, padding),
+                 lambda: getattr(kernels, f"{name}_forward")(x, (size, size), strides, pads),
+                 lambda: getattr(reference, f"{name}_forward")(x, (size, size), strides, pads)]
+    for call in calls:
+        with pytest.raises(ValueError, match=f"^{name}: {message}"):
+            call()

@@ -13,14 +13,15 @@ gradients with respect to the inputs. `Tensor.backward` calls them in reverse or
 Images are NHWC (batch, height, width, channels); convolution kernels are HWIO (kh, kw, in, out).
 At the bottom, Tensor's operators (+, -, *, /, **, @, [], .sum(), ...) are bound to these functions.
 """
-import builtins
 import math
 import numbers
 
 import numpy as np
 
 from .kernels import conv as conv_kernels
+from .kernels import geometry
 from .kernels import pool as pool_kernels
+from .kernels.geometry import resolve_padding  # noqa: F401  (part of this module's interface: F.resolve_padding)
 from .tensor import Tensor, as_array
 
 
@@ -330,60 +331,6 @@ def l2_normalize(x, axis=-1, eps=1e-10):
 
 
 # ----- convolution and pooling --------------------------------------------------------------------------------------
-def _two(value, name, what):
-    if isinstance(value, numbers.Integral):
-        return int(value), int(value)
-    value = tuple(int(v) for v in value)
-    if len(value) != 2:
-        raise ValueError(f"{name}: {what} must be an int or a pair, got {value}")
-    return value
-
-
-def resolve_padding(padding, in_hw, kernel_hw, stride, name="conv2d"):
-    """((top, bottom), (left, right)) from an int, a pair, explicit pairs, 'valid' or 'same'.
-
-    'same' follows TensorFlow: out = ceil(in / stride), total = max((out - 1) * stride + k - in, 0), the smaller
-    half of it at the top/left.
-    """
-    if isinstance(padding, str):
-        if padding == "valid":
-            return (0, 0), (0, 0)
-        if padding == "same":
-            pads = []
-            for n, k, s in zip(in_hw, kernel_hw, stride):
-                total = builtins.max((-(-n // s) - 1) * s + k - n, 0)
-                pads.append((total // 2, total - total // 2))
-            return tuple(pads)
-        raise ValueError(f"{name}: padding must be 'same', 'valid', an int or pairs, got {padding!r}")
-    if isinstance(padding, numbers.Integral):
-        return (int(padding),) * 2, (int(padding),) * 2
-    padding = tuple(padding)
-    if len(padding) == 2 and all(isinstance(p, numbers.Integral) for p in padding):
-        return (int(padding[0]),) * 2, (int(padding[1]),) * 2
-    if len(padding) == 2 and all(len(p) == 2 for p in padding):
-        return tuple((int(p[0]), int(p[1])) for p in padding)
-    raise ValueError(f"{name}: cannot read padding {padding!r}")
-
-
-def _window_geometry(name, x, kernel_hw, stride, padding):
-    """Checked stride and padding of a sliding window over NHWC `x`, and the output height and width."""
-    if x.ndim != 4:
-        raise ValueError(f"{name}: input must be NHWC with 4 dimensions, got shape {x.shape}")
-    stride = _two(stride, name, "stride")
-    if min(stride) < 1:
-        raise ValueError(f"{name}: stride must be positive, got {stride}")
-    pads = resolve_padding(padding, x.shape[1:3], kernel_hw, stride, name)
-    if min(min(p) for p in pads) < 0:
-        raise ValueError(f"{name}: padding must not be negative, got {pads}")
-    out_hw = tuple((n + lo + hi - k) // s + 1 for n, (lo, hi), k, s in zip(x.shape[1:3], pads, kernel_hw, stride))
-    if min(out_hw) < 1:
-        raise ValueError(f"{name}: window {kernel_hw} does not fit in input {x.shape[1:3]} with padding {pads}")
-    if "pool" in name and any(p >= k for pair, k in zip(pads, kernel_hw) for p in pair):
-        raise ValueError(f"{name}: padding {pads} must be smaller than the window {kernel_hw} "
-                         "(a window of padding only has nothing to pool)")
-    return stride, pads
-
-
 def conv2d(x, w, b=None, stride=1, padding=0):
     """2-D cross-correlation. x (N, H, W, Cin), w (kh, kw, Cin, Cout), b (Cout,) -> (N, Ho, Wo, Cout).
 
@@ -392,12 +339,9 @@ def conv2d(x, w, b=None, stride=1, padding=0):
     x, w = tensor(x), tensor(w)
     if w.ndim != 4:
         raise ValueError(f"conv2d: kernel must be (kh, kw, in, out), got shape {w.shape}")
-    if x.ndim == 4 and x.shape[3] != w.shape[2]:
-        raise ValueError(f"conv2d: input has {x.shape[3]} channels (shape {x.shape}) but the kernel expects "
-                         f"{w.shape[2]} (kernel shape {w.shape})")
     if x.dtype != w.dtype:
         raise TypeError(f"conv2d: input is {x.dtype} but kernel is {w.dtype}; cast one of them")
-    stride, pads = _window_geometry("conv2d", x, w.shape[:2], stride, padding)
+    stride, pads, _ = geometry.conv_window(x.shape, w.shape, stride, padding)
     xd, wd = np.ascontiguousarray(x.data), np.ascontiguousarray(w.data)
     out = conv_kernels.conv2d_forward(xd, wd, stride, pads)
     parents = (x, w)
@@ -426,8 +370,8 @@ def max_pool2d(x, size, stride=None, padding="valid"):
     Padded cells never win. Ties: the first maximal cell of the window in row-major order gets the gradient.
     """
     x = tensor(x)
-    size = _two(size, "max_pool2d", "size")
-    stride, pads = _window_geometry("max_pool2d", x, size, size if stride is None else stride, padding)
+    stride, pads, _ = geometry.window("max_pool2d", x.shape, size, size if stride is None else stride, padding, True)
+    size = geometry.pair(size, "max_pool2d", "window size")
     out, argmax = pool_kernels.max_pool2d_forward(np.ascontiguousarray(x.data), size, stride, pads)
 
     def vjp(g):  # the gradient goes to the cell that was the max, nowhere else
@@ -439,8 +383,8 @@ def avg_pool2d(x, size, stride=None, padding="valid"):
     """Mean over each window. Padded cells are not counted: each output averages only the real cells of its
     window (TensorFlow's rule), so border outputs of 'same' pooling are not darkened."""
     x = tensor(x)
-    size = _two(size, "avg_pool2d", "size")
-    stride, pads = _window_geometry("avg_pool2d", x, size, size if stride is None else stride, padding)
+    stride, pads, _ = geometry.window("avg_pool2d", x.shape, size, size if stride is None else stride, padding, True)
+    size = geometry.pair(size, "avg_pool2d", "window size")
     out = pool_kernels.avg_pool2d_forward(np.ascontiguousarray(x.data), size, stride, pads)
 
     def vjp(g):  # each real cell of a window gets g / (number of real cells in that window)

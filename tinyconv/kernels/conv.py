@@ -13,6 +13,7 @@ with no copy at all. Output dtype follows x (float32 or float64); w is cast to i
 """
 import numpy as np
 
+from tinyconv.kernels import geometry
 from tinyconv.kernels.im2col import col2im_add, im2col
 
 TILE_BYTES = 8 << 20          # target size of one tile of the column matrix ...
@@ -31,18 +32,7 @@ def _buffer(rows, cols, dtype):
 
 def _geometry(x_shape, w_shape, stride, padding):
     """(Ho, Wo) of the convolution; ValueError naming the mismatch when the shapes do not fit."""
-    N, H, W, C = x_shape
-    kh, kw, Cw, O = w_shape
-    (sh, sw), ((pt, pb), (pl, pr)) = stride, padding
-    if C != Cw:
-        raise ValueError(f"conv2d: input has {C} channels but kernel {tuple(w_shape)} expects {Cw}")
-    if sh < 1 or sw < 1 or min(pt, pb, pl, pr) < 0:
-        raise ValueError(f"conv2d: stride {stride} must be >= 1 and padding {padding} >= 0")
-    Ho = (H + pt + pb - kh) // sh + 1
-    Wo = (W + pl + pr - kw) // sw + 1
-    if Ho < 1 or Wo < 1:
-        raise ValueError(f"conv2d: kernel {kh}x{kw} is larger than the padded input {H + pt + pb}x{W + pl + pr}")
-    return Ho, Wo
+    return geometry.conv_window(x_shape, w_shape, stride, padding)[2]
 
 
 def _is_pointwise(w_shape, stride, padding):

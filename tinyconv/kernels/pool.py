@@ -13,18 +13,12 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from tinyconv.kernels import geometry
 
-def _geometry(x_shape, size, stride, padding):
-    """(Ho, Wo) of the pooling; ValueError when the window does not fit in the padded input."""
-    N, H, W, C = x_shape
-    (ph, pw), (sh, sw), ((pt, pb), (pl, pr)) = size, stride, padding
-    if ph < 1 or pw < 1 or sh < 1 or sw < 1 or min(pt, pb, pl, pr) < 0:
-        raise ValueError(f"pool2d: size {size} and stride {stride} must be >= 1 and padding {padding} >= 0")
-    Ho = (H + pt + pb - ph) // sh + 1
-    Wo = (W + pl + pr - pw) // sw + 1
-    if Ho < 1 or Wo < 1:
-        raise ValueError(f"pool2d: window {ph}x{pw} is larger than the padded input {H + pt + pb}x{W + pl + pr}")
-    return Ho, Wo
+
+def _geometry(name, x_shape, size, stride, padding):
+    """(Ho, Wo) of the pooling (geometry.window); ValueError when the window does not fit in the padded input."""
+    return geometry.window(name, x_shape, size, stride, padding, pool=True)[2]
 
 
 @njit(cache=True)
@@ -143,10 +137,10 @@ def max_pool2d_forward(x, size, stride, padding):
 
     Padding cells act as -inf and are never chosen. argmax[n, oh, ow, c] = h*W + w, the position in the
     unpadded image of the cell that gave the maximum. Ties: the FIRST maximal cell in row-major window order
-    (smallest h, then smallest w) is chosen and gets the whole gradient in backward. A window made only of
-    padding gives -inf and argmax -1 (no gradient).
+    (smallest h, then smallest w) is chosen and gets the whole gradient in backward. (Padding is smaller than
+    the window, so every window holds a real cell.)
     """
-    Ho, Wo = _geometry(x.shape, size, stride, padding)
+    Ho, Wo = _geometry("max_pool2d", x.shape, size, stride, padding)
     N, H, W, C = x.shape
     y = np.empty((N, Ho, Wo, C), x.dtype)
     arg = np.empty((N, Ho, Wo, C), np.int32)
@@ -169,16 +163,16 @@ def avg_pool2d_forward(x, size, stride, padding):
     """Average pooling, y (N, Ho, Wo, C): the mean over the in-image cells of each window.
 
     Padding cells are NOT counted (TensorFlow/Keras rule): a 3x3 window hanging over a corner with 4 real
-    cells divides by 4. A window made only of padding gives 0.
+    cells divides by 4.
     """
-    Ho, Wo = _geometry(x.shape, size, stride, padding)
+    Ho, Wo = _geometry("avg_pool2d", x.shape, size, stride, padding)
     y = np.empty((x.shape[0], Ho, Wo, x.shape[3]), x.dtype)
     return _avg_forward(np.ascontiguousarray(x), *_args(size, stride, padding), y)
 
 
 def avg_pool2d_backward(gy, x_shape, size, stride, padding):
     """gx of shape x_shape: each gy[n, oh, ow, c] shared equally among the in-image cells of its window."""
-    Ho, Wo = _geometry(x_shape, size, stride, padding)
+    Ho, Wo = _geometry("avg_pool2d", x_shape, size, stride, padding)
     if gy.shape != (x_shape[0], Ho, Wo, x_shape[3]):
         raise ValueError(f"avg_pool2d: gradient has shape {gy.shape}, expected {(x_shape[0], Ho, Wo, x_shape[3])}")
     gx = np.empty(x_shape, gy.dtype)
