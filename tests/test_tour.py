@@ -6,9 +6,11 @@ runs every earlier section that has not run yet, so `-k` selection works too.
 
 A block whose first lines contain `# needs: <what>` runs only when that is available:
     facenet weights / vgg16 weights   the converted file (tinyconv.weights.path_if_present)
-    shared data                       ../shared/ beside the project root (the course's images and fixtures)
-Otherwise it is left out and the section's test is reported as skipped, naming what was missing, after the
-section's other blocks have run and passed. Blocks that need nothing must not use names made by blocks that do.
+    shared data                       the shared folder: ../shared/ beside the project root, or $TINYCONV_SHARED
+                                      (blocks write "../shared/" as a reader would; the test points it at that)
+Otherwise it is left out and the section's test is reported as skipped (conftest.missing: a failure under
+TINYCONV_REQUIRE_DATA=1), naming what was missing, after the section's other blocks have run and passed.
+Blocks that need nothing must not use names made by blocks that do.
 """
 import importlib
 import os
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import SHARED, missing
 from tinyconv import weights
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,7 +27,7 @@ TOUR = ROOT / "docs" / "tour.md"
 NEEDS = {
     "facenet weights": lambda: weights.path_if_present("facenet") is not None,
     "vgg16 weights": lambda: weights.path_if_present("vgg16") is not None,
-    "shared data": lambda: (ROOT.parent / "shared" / "README.md").is_file(),
+    "shared data": lambda: (SHARED / "README.md").is_file(),
 }
 
 
@@ -73,6 +76,7 @@ def run_section(index):
             cwd = os.getcwd()
             os.chdir(ROOT)
             try:
+                code = code.replace('"../shared/', f'"{SHARED.as_posix()}/')
                 exec(compile(code, f"docs/tour.md:{line}", "exec"), _state["namespace"])
             finally:
                 os.chdir(cwd)
@@ -82,9 +86,9 @@ def run_section(index):
 @pytest.mark.parametrize("index", range(len(SECTIONS)), ids=[re.sub(r"\W+", "_", t).strip("_")[:40]
                                                              for t, _ in SECTIONS])
 def test_section_runs(index):
-    missing = run_section(index)
-    if missing:
-        pytest.skip(f"{SECTIONS[index][0]}: the other blocks passed; left out blocks at {', '.join(missing)}")
+    lacking = run_section(index)
+    if lacking:
+        missing(f"{SECTIONS[index][0]}: the other blocks passed; left out blocks at {', '.join(lacking)}")
 
 
 def test_tour_has_examples():
