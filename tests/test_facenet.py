@@ -1,4 +1,8 @@
 """The FaceNet network: layer names against the weights file, shapes, and gradients through the whole graph."""
+import json
+import shutil
+
+import h5py
 import numpy as np
 import pytest
 
@@ -6,13 +10,6 @@ import tinyconv.functional as F
 from tinyconv import Tensor, nn, no_grad, weights
 from tinyconv.faces.triplet import triplet_loss
 from tinyconv.models.facenet import InceptionResNetV1, facenet
-
-
-def weights_file():
-    path = weights.path_if_present("facenet")
-    if path is None:
-        pytest.skip("converted FaceNet weights absent (python -m tinyconv.weights fetch facenet)")
-    return path
 
 
 def test_layers_as_in_the_paper_and_the_file():
@@ -31,22 +28,37 @@ def test_layers_as_in_the_paper_and_the_file():
     assert model.named_buffers()["Mixed_7a_Branch_2_Conv2d_1a_3x3_BatchNorm/moving_variance"].shape == (256,)
 
 
-def test_state_dict_maps_one_to_one_onto_the_weights_file():
-    state, attrs = weights.read_state(weights_file())
+def test_state_dict_maps_one_to_one_onto_the_weights_file(weights_file):
+    state, attrs = weights.read_state(weights_file("facenet"))
     model_state = InceptionResNetV1().state_dict()
     assert attrs["architecture"] == "facenet"
     assert set(model_state) == set(state)
     assert all(model_state[k].shape == state[k].shape for k in state)
 
 
-def test_pretrained_model_encodes_160px_images():
-    model = facenet(weights_file())
+def test_pretrained_model_encodes_160px_images(weights_file):
+    model = facenet(weights_file("facenet"))
     assert not model.training
     x = np.random.default_rng(0).random((2, 160, 160, 3), dtype=np.float32)
     with no_grad():
         y = model(Tensor(x))
     assert y.shape == (2, 128) and y.dtype == np.float32
     assert not np.allclose(y.data[0], y.data[1])
+
+
+def test_residual_scales_come_from_the_weights_file(weights_file, tmp_path):
+    """Every residual block takes its scale from the file's residual_scales attribute, not from the code."""
+    path = tmp_path / "facenet.h5"
+    shutil.copy(weights_file("facenet"), path)
+    scales = weights.read_attrs(path)["residual_scales"]
+    assert len(scales) == 21 and scales["Block8_6_ScaleSum"] == 1.0
+    scales = {name: round(0.01 * i, 2) for i, name in enumerate(sorted(scales), 1)}   # made-up, all different
+    with h5py.File(path, "r+") as f:
+        f.attrs["residual_scales"] = json.dumps(scales)
+    model = facenet(path)
+    assert {f"{b.prefix}_ScaleSum": b.scale for b in model.residual_blocks()} == scales
+    with pytest.raises(ValueError, match=r"missing \['Block35_1_ScaleSum'\]"):
+        model.set_residual_scales({k: v for k, v in scales.items() if k != "Block35_1_ScaleSum"})
 
 
 def test_bad_input_shape_is_a_clear_error():

