@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 import tinyconv.functional as F
-from tinyconv import Tensor, no_grad, weights
+from tinyconv import Tensor, no_grad
 from tinyconv.faces import FaceDatabase, encode, img_to_encoding, triplet_loss, verify, who_is_it
 from tinyconv.faces.encoding import model_fingerprint
 from tinyconv.faces.preprocess import load_face, parse_preprocessing, prewhiten
@@ -169,10 +169,8 @@ def test_database_errors(tmp_path):
 
 # ----- the course's numbers, with the real network ----------------------------------------------------------------
 @pytest.fixture(scope="module")
-def course(shared):
-    path = weights.path_if_present("facenet")
-    if path is None:
-        pytest.skip("converted FaceNet weights absent (python -m tinyconv.weights fetch facenet)")
+def course(shared, weights_file):
+    path = weights_file("facenet")
     folder = shared / "data" / "faces" / "coursera"
     model = facenet(path)
     images = {name: folder / f"{name}.{'png' if name == 'danielle' else 'jpg'}" for name in COURSE_DATABASE}

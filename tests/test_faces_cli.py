@@ -4,15 +4,13 @@ import sys
 
 import pytest
 
-from tinyconv import weights
 from tinyconv.faces.__main__ import main
 from tinyconv.faces.database import FaceDatabase
 
 
 @pytest.fixture(scope="module")
-def coursera(shared):
-    if weights.path_if_present("facenet") is None:
-        pytest.skip("converted FaceNet weights absent (python -m tinyconv.weights fetch facenet)")
+def coursera(shared, weights_file):
+    weights_file("facenet")
     return shared / "data" / "faces" / "coursera"
 
 

@@ -3,7 +3,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tinyconv import weights
 from tinyconv.faces import lfw
 from tinyconv.faces.evaluation import evaluate
 from tinyconv.faces.plots import plot_distance_histogram, plot_roc
@@ -88,10 +87,8 @@ class CountingModel:
         return self.model.state_dict()
 
 
-def test_small_real_evaluation_and_its_cache(shared, tmp_path):
-    path = weights.path_if_present("facenet")
-    if path is None:
-        pytest.skip("converted FaceNet weights absent (python -m tinyconv.weights fetch facenet)")
+def test_small_real_evaluation_and_its_cache(shared, weights_file, tmp_path):
+    path = weights_file("facenet")
     model = CountingModel(facenet(path))
     folder = shared / "data" / "faces" / "lfw"
     result = evaluate(model, folder, "standardize-crop150", per_fold=2, out_dir=tmp_path, cache_folder=tmp_path)

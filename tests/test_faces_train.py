@@ -1,6 +1,5 @@
 """Fine-tuning with the triplet loss: semi-hard selection, the loss falling on real faces, saving the result."""
 import numpy as np
-import pytest
 
 from tinyconv import no_grad, optim, weights
 from tinyconv.faces.preprocess import load_face

@@ -38,11 +38,8 @@ def test_total_cost_gradcheck_random_vgg():
     check_total_cost_gradient(VGG())
 
 
-def test_total_cost_gradcheck_real_vgg16():
-    path = weights.path_if_present("vgg16")
-    if path is None:
-        pytest.skip("VGG16 weights not converted yet (python -m tinyconv.weights fetch vgg16)")
-    check_total_cost_gradient(vgg16(path))
+def test_total_cost_gradcheck_real_vgg16(weights_file):
+    check_total_cost_gradient(vgg16(weights_file("vgg16")))
 
 
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from tinyconv import no_grad, weights
+from tinyconv import no_grad
 from tinyconv.models.vgg import VGG, vgg16
 from tinyconv.weights.architectures import vgg_shapes
 
@@ -76,11 +76,8 @@ def test_activation_shapes():
 
 
 @pytest.fixture(scope="module")
-def real_vgg16():
-    path = weights.path_if_present("vgg16")
-    if path is None:
-        pytest.skip("VGG16 weights not converted yet (python -m tinyconv.weights fetch vgg16)")
-    return vgg16(path)
+def real_vgg16(weights_file):
+    return vgg16(weights_file("vgg16"))
 
 
 def test_real_weights_probe_values_and_frozen(real_vgg16):

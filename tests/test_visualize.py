@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 import tinyconv.functional as F
-from tinyconv import Tensor, weights
+from tinyconv import Tensor
 from tinyconv.models.vgg import VGG
 from tinyconv.visualize import (GREY, crop_patch, layer_geometry, main, maximise_activation, pictures,
                                 pre_activation, receptive_field, top_patches)
@@ -177,9 +177,8 @@ def test_command_errors_are_one_line(tmp_path, image_folder, capsys, args, messa
     assert not (tmp_path / "out.png").exists()
 
 
-def test_command_writes_the_picture(tmp_path, image_folder, capsys):
-    if weights.path_if_present("vgg16") is None:
-        pytest.skip("VGG16 weights not converted yet (python -m tinyconv.weights fetch vgg16)")
+def test_command_writes_the_picture(tmp_path, image_folder, capsys, weights_file):
+    weights_file("vgg16")
     out = tmp_path / "units.png"
     assert main(["block2_conv1", "--units", "3", "7", "--images", str(image_folder), "--size", "20",
                  "--top", "2", "--ascent-size", "16", "--steps", "2", "--cell", "24", "-o", str(out)]) == 0

