@@ -21,6 +21,7 @@ import numpy as np
 
 from .kernels import conv as conv_kernels
 from .kernels import pool as pool_kernels
+from .kernels import winograd as winograd_kernels
 from .tensor import Tensor, as_array
 
 
@@ -369,6 +370,25 @@ def _window_geometry(name, x, kernel_hw, stride, padding):
     return stride, pads
 
 
+CONV_ALGORITHM = "auto"   # "auto", "im2col" or "winograd": see conv_algorithm (tests set it to force one path)
+WINOGRAD_MIN_CHANNELS = 16
+
+
+def conv_algorithm(x_shape, w_shape, stride, pads):
+    """The kernel module conv2d uses for the forward pass and the input gradient of this convolution.
+
+    winograd (kernels/winograd.py) for 3x3 stride-1 kernels with at least WINOGRAD_MIN_CHANNELS input and
+    output channels, where it measured faster (README, Speed); conv (im2col + BLAS, kernels/conv.py), the general
+    case and the reference, otherwise. CONV_ALGORITHM = "im2col" or "winograd" forces one (winograd only where
+    it applies). The kernel gradient always uses conv.conv2d_grad_weight.
+    """
+    if CONV_ALGORITHM == "im2col" or not winograd_kernels.supports(w_shape, stride, pads):
+        return conv_kernels
+    if CONV_ALGORITHM == "winograd" or builtins.min(w_shape[2], w_shape[3]) >= WINOGRAD_MIN_CHANNELS:
+        return winograd_kernels
+    return conv_kernels
+
+
 def conv2d(x, w, b=None, stride=1, padding=0):
     """2-D cross-correlation. x (N, H, W, Cin), w (kh, kw, Cin, Cout), b (Cout,) -> (N, Ho, Wo, Cout).
 
@@ -384,7 +404,8 @@ def conv2d(x, w, b=None, stride=1, padding=0):
         raise TypeError(f"conv2d: input is {x.dtype} but kernel is {w.dtype}; cast one of them")
     stride, pads = _window_geometry("conv2d", x, w.shape[:2], stride, padding)
     xd, wd = np.ascontiguousarray(x.data), np.ascontiguousarray(w.data)
-    out = conv_kernels.conv2d_forward(xd, wd, stride, pads)
+    kernels = conv_algorithm(x.shape, w.shape, stride, pads)
+    out = kernels.conv2d_forward(xd, wd, stride, pads)
     parents = (x, w)
     if b is not None:
         b = tensor(b, x.dtype)
@@ -397,7 +418,7 @@ def conv2d(x, w, b=None, stride=1, padding=0):
         # y = x * w (correlation):  dx = g correlated with the flipped kernel ("full"), dw = x correlated with g,
         # db = g summed over batch and positions
         g = np.ascontiguousarray(g)
-        gx = conv_kernels.conv2d_grad_input(g, wd, x.shape, stride, pads) if x.requires_grad else None
+        gx = kernels.conv2d_grad_input(g, wd, x.shape, stride, pads) if x.requires_grad else None
         gw = conv_kernels.conv2d_grad_weight(xd, g, w.shape, stride, pads) if w.requires_grad else None
         if b is None:
             return gx, gw
