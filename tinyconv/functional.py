@@ -437,7 +437,7 @@ def max_pool2d(x, size, stride=None, padding="valid"):
     out, argmax = pool_kernels.max_pool2d_forward(np.ascontiguousarray(x.data), size, stride, pads)
 
     def vjp(g):  # the gradient goes to the cell that was the max, nowhere else
-        return (pool_kernels.max_pool2d_backward(np.ascontiguousarray(g), argmax, x.shape),)
+        return (pool_kernels.max_pool2d_backward(np.ascontiguousarray(g), argmax, x.shape, size, stride, pads),)
     return Tensor.from_op(out, (x,), vjp, "max_pool2d")
 
 
