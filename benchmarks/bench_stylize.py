@@ -2,14 +2,14 @@
 
 One iteration = the forward pass to block5_conv1 (content at block4_conv2, Grams at the five style layers, TV) and
 the backward pass to the image, i.e. one `StyleTransfer.loss_and_grad`. When PyTorch is importable, the same
-computation runs in PyTorch on the same weights, in the same process, and the ratio is printed.
+computation runs in PyTorch on the same weights, in its own process (benchmarks/sides.py), and the ratio of the
+best medians over the alternating rounds is printed.
 
-    python benchmarks/bench_stylize.py                       # 256 and 512 px, median of 3
-    python benchmarks/bench_stylize.py --sizes 512 --repeats 5
-    python benchmarks/bench_stylize.py --full CONTENT STYLE  # also time a complete default run of the CLI
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_stylize.py   # 256 and 512 px
+    ... bench_stylize.py --sizes 512 --repeats 5 --rounds 3
+    ... bench_stylize.py --full CONTENT STYLE  # also time a complete default run of the CLI
 """
 import argparse
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -19,33 +19,24 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from tinyconv.models.vgg import vgg16  # noqa: E402
-from tinyconv.style import STYLE_LAYERS  # noqa: E402
-from tinyconv.style_transfer import StyleTransfer  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import sides  # noqa: E402
 
 CONTENT_LAYER = "block4_conv2"
 
 
-def median_seconds(fn, repeats):
-    fn()  # warm-up: Numba compilation, buffers
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def ours(model, images, repeats):
+    from tinyconv.style import STYLE_LAYERS
+    from tinyconv.style_transfer import StyleTransfer
     content, style, x = (model.preprocess(im) for im in images)
     problem = StyleTransfer(model, content, [style], CONTENT_LAYER, STYLE_LAYERS, 1.0, 1e-3, 1.0)
-    return median_seconds(lambda: problem.loss_and_grad(x), repeats)
+    return sides.timed(lambda: problem.loss_and_grad(x), repeats, warmup=1)
 
 
 def torch_time(model, images, repeats):
     """The same costs in PyTorch (NCHW), on the same weights."""
     import torch
+    from tinyconv.style import STYLE_LAYERS
     torch.set_num_threads(2)
     state = {k: torch.from_numpy(v) for k, v in model.state_dict().items()}
     deepest = model.layer_names.index("block5_conv1")
@@ -80,28 +71,35 @@ def torch_time(model, images, repeats):
         J_style = sum(wt * ((G_S[n] - gram(a[n])) ** 2).sum() / (4 * a[n].shape[1] ** 2) for n, wt in STYLE_LAYERS)
         J_tv = (((x[:, :, 1:] - x[:, :, :-1]) ** 2).sum() + ((x[:, :, :, 1:] - x[:, :, :, :-1]) ** 2).sum()) / x.numel()
         (J_content + 1e-3 * J_style + J_tv).backward()
-    return median_seconds(step, repeats)
+    return sides.timed(step, repeats, warmup=1)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512], help="square image sides in pixels")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=sides.ROUNDS, help="alternating runs of each side")
     parser.add_argument("--full", nargs=2, metavar=("CONTENT", "STYLE"),
                         help="also time `python -m tinyconv.stylize CONTENT STYLE -o tmp.png` with its defaults")
+    parser.add_argument("--side", choices=["ours", "torch"], help=argparse.SUPPRESS)
     args = parser.parse_args()
-    model = vgg16()
-    try:
-        import torch  # noqa: F401
-        have_torch = True
-    except ImportError:
-        have_torch = False
-    rng = np.random.default_rng(0)
+    if args.side:
+        from tinyconv.models.vgg import vgg16
+        model = vgg16()
+        rng = np.random.default_rng(0)
+        out = {"_about": sides.describe() if args.side == "ours" else "torch"}
+        for size in args.sizes:
+            images = [rng.uniform(0, 255, (size, size, 3)) for _ in range(3)]
+            out[str(size)] = (ours if args.side == "ours" else torch_time)(model, images, args.repeats)
+        sides.emit(out)
+        return
+    print(sides.describe())
+    best = sides.compare(__file__, ["--sizes", *map(str, args.sizes), "--repeats", str(args.repeats)], args.rounds)
+    print(f"tinyconv: {best['ours']['_about']}; best median of {args.repeats} over {args.rounds} rounds")
     print(f"{'size':>9}  {'tinyconv s/it':>13}  {'torch s/it':>10}  {'ours / torch':>12}")
     for size in args.sizes:
-        images = [rng.uniform(0, 255, (size, size, 3)) for _ in range(3)]
-        t_ours = ours(model, images, args.repeats)
-        t_torch = torch_time(model, images, args.repeats) if have_torch else float("nan")
+        t_ours = best["ours"][str(size)][0]
+        t_torch = best["torch"][str(size)][0] if "torch" in best else float("nan")
         print(f"{size:>4}x{size:<4}  {t_ours:13.2f}  {t_torch:10.2f}  {t_ours / t_torch:12.2f}", flush=True)
     if args.full:
         with tempfile.TemporaryDirectory() as tmp:

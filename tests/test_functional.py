@@ -1,5 +1,7 @@
 """Every differentiable operation: analytic gradient against central differences in float64, over
 hypothesis-generated shapes, broadcasting, strides, paddings and kernel sizes; forward values against NumPy."""
+import contextlib
+
 import numpy as np
 import pytest
 from hypothesis import assume, given, strategies as st
@@ -163,13 +165,25 @@ paddings = st.one_of(st.sampled_from(["same", "valid"]), st.integers(0, 2),
 
 
 @st.composite
-def conv_case(draw):
-    kh, kw = draw(st.sampled_from([(1, 1), (3, 3), (1, 3), (3, 1), (2, 2), (1, 7), (7, 1), (2, 3)]))
-    stride = draw(st.one_of(st.integers(1, 3), st.tuples(st.integers(1, 2), st.integers(1, 2))))
+def conv_case(draw, winograd=False):
+    """Shapes of a convolution; winograd=True: only the 3x3 stride-1 kernels that path computes."""
+    kernels = [(3, 3)] if winograd else [(1, 1), (3, 3), (1, 3), (3, 1), (2, 2), (1, 7), (7, 1), (2, 3)]
+    kh, kw = draw(st.sampled_from(kernels))
+    stride = 1 if winograd else draw(st.one_of(st.integers(1, 3), st.tuples(st.integers(1, 2), st.integers(1, 2))))
     padding = draw(paddings)
     n, cin, cout = draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
     h, w = draw(st.integers(kh, kh + 4)), draw(st.integers(kw, kw + 4))
     return (n, h, w, cin), (kh, kw, cin, cout), stride, padding
+
+
+@contextlib.contextmanager
+def conv_algorithm(name):
+    """Force conv2d's algorithm ("im2col" or "winograd") inside the block."""
+    saved, F.CONV_ALGORITHM = F.CONV_ALGORITHM, name
+    try:
+        yield
+    finally:
+        F.CONV_ALGORITHM = saved
 
 
 def reference_conv2d(x, w, stride, pads):
@@ -186,17 +200,29 @@ def reference_conv2d(x, w, stride, pads):
     return out
 
 
-@given(conv_case(), seeds, st.booleans())
-def test_conv2d_forward_and_gradients(case, seed, with_bias):
-    x_shape, w_shape, stride, padding = case
+@pytest.mark.parametrize("algorithm", ["im2col", "winograd"])
+@given(st.data(), seeds, st.booleans())
+def test_conv2d_forward_and_gradients(algorithm, data, seed, with_bias):
+    x_shape, w_shape, stride, padding = data.draw(conv_case(winograd=algorithm == "winograd"))
     x, w = randn(seed, x_shape), randn(seed + 1, w_shape)
     b = randn(seed + 2, w_shape[3]) if with_bias else None
     stride2 = (stride, stride) if isinstance(stride, int) else stride
     pads = F.resolve_padding(padding, x_shape[1:3], w_shape[:2], stride2)
     expected = reference_conv2d(x, w, stride2, pads) + (0 if b is None else b)
-    np.testing.assert_allclose(F.conv2d(x, w, b, stride, padding).data, expected, rtol=1e-10, atol=1e-12)
-    inputs = (x, w) if b is None else (x, w, b)
-    assert gradcheck(lambda *t: F.conv2d(*t[:2], t[2] if len(t) > 2 else None, stride, padding), *inputs)
+    with conv_algorithm(algorithm):
+        assert F.conv_algorithm(x_shape, w_shape, stride2, pads).__name__.endswith(
+            "winograd" if algorithm == "winograd" else "conv")
+        np.testing.assert_allclose(F.conv2d(x, w, b, stride, padding).data, expected, rtol=1e-10, atol=1e-12)
+        inputs = (x, w) if b is None else (x, w, b)
+        assert gradcheck(lambda *t: F.conv2d(*t[:2], t[2] if len(t) > 2 else None, stride, padding), *inputs)
+
+
+def test_conv_algorithm_auto_picks_winograd_for_wide_3x3_only():
+    same = ((1, 1), (1, 1))
+    assert F.conv_algorithm((1, 56, 56, 128), (3, 3, 128, 256), (1, 1), same) is F.winograd_kernels
+    assert F.conv_algorithm((1, 224, 224, 3), (3, 3, 3, 64), (1, 1), same) is F.conv_kernels      # RGB input
+    assert F.conv_algorithm((1, 56, 56, 128), (3, 3, 128, 256), (2, 2), same) is F.conv_kernels   # stride 2
+    assert F.conv_algorithm((1, 17, 17, 128), (1, 7, 128, 128), (1, 1), ((0, 0), (3, 3))) is F.conv_kernels
 
 
 @pytest.mark.parametrize("size, kernel, stride, expected", [

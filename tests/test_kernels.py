@@ -29,9 +29,11 @@ SETTINGS = settings(max_examples=40, deadline=None)
 
 @st.composite
 def conv_cases(draw):
-    """(x shape, w shape, stride, padding, tile bytes) with a non-empty output."""
-    kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
-    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    """(x shape, w shape, stride, padding, tile bytes) with a non-empty output; often a 1-D kernel at stride 1
+    (the per-tap path)."""
+    kh, kw = draw(st.one_of(st.tuples(st.integers(1, 5), st.integers(1, 5)),
+                            st.sampled_from([(1, 3), (3, 1), (1, 7), (7, 1)])))
+    stride = draw(st.one_of(st.just((1, 1)), st.tuples(st.integers(1, 3), st.integers(1, 3))))
     padding = tuple((draw(st.integers(0, 3)), draw(st.integers(0, 3))) for _ in range(2))
     # image may be smaller than the kernel as long as the padding makes the window fit
     H = draw(st.integers(max(1, kh - sum(padding[0])), 8))
@@ -54,13 +56,15 @@ def pool_cases(draw):
 
 @contextmanager
 def tile_bytes(n):
-    """Temporarily set the column-tile size of the convolution kernels (1 = one output row per tile)."""
-    saved = conv.TILE_BYTES, conv.MIN_TILE_PIXELS
+    """Temporarily set the column-tile size of the convolution kernels (1 = one output row per tile, and one
+    image per chunk of the per-tap products)."""
+    saved = conv.TILE_BYTES, conv.MIN_TILE_PIXELS, conv.TAP_CHUNK_PIXELS
     conv.TILE_BYTES, conv.MIN_TILE_PIXELS = n, 1
+    conv.TAP_CHUNK_PIXELS = n if n == 1 else saved[2]
     try:
         yield
     finally:
-        conv.TILE_BYTES, conv.MIN_TILE_PIXELS = saved
+        conv.TILE_BYTES, conv.MIN_TILE_PIXELS, conv.TAP_CHUNK_PIXELS = saved
 
 
 def random(shape, dtype=np.float64, seed=0):
@@ -164,9 +168,13 @@ def test_max_pool2d_forward_and_backward_match_reference(case):
     np.testing.assert_array_equal(y, ref_y)
     np.testing.assert_array_equal(arg, ref_arg)
     gy = random(y.shape, seed=8)
+    expected = ref_max_pool_backward(gy, ref_arg, x_shape)
     gx = kernels.max_pool2d_backward(gy, arg, x_shape)
     assert gx.shape == x_shape
-    np.testing.assert_allclose(gx, ref_max_pool_backward(gy, ref_arg, x_shape), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(gx, expected, rtol=1e-12, atol=1e-12)
+    # with the geometry: the gather kernel where windows do not overlap, the scatter otherwise
+    gx = kernels.max_pool2d_backward(gy, arg, x_shape, size, stride, padding)
+    np.testing.assert_allclose(gx, expected, rtol=1e-12, atol=1e-12)
 
 
 @SETTINGS

@@ -13,6 +13,7 @@ gradients with respect to the inputs. `Tensor.backward` calls them in reverse or
 Images are NHWC (batch, height, width, channels); convolution kernels are HWIO (kh, kw, in, out).
 At the bottom, Tensor's operators (+, -, *, /, **, @, [], .sum(), ...) are bound to these functions.
 """
+import builtins
 import math
 import numbers
 
@@ -21,6 +22,7 @@ import numpy as np
 from .kernels import conv as conv_kernels
 from .kernels import geometry
 from .kernels import pool as pool_kernels
+from .kernels import winograd as winograd_kernels
 from .kernels.geometry import resolve_padding  # noqa: F401  (part of this module's interface: F.resolve_padding)
 from .tensor import Tensor, as_array
 
@@ -331,6 +333,25 @@ def l2_normalize(x, axis=-1, eps=1e-10):
 
 
 # ----- convolution and pooling --------------------------------------------------------------------------------------
+CONV_ALGORITHM = "auto"   # "auto", "im2col" or "winograd": see conv_algorithm (tests set it to force one path)
+WINOGRAD_MIN_CHANNELS = 16
+
+
+def conv_algorithm(x_shape, w_shape, stride, pads):
+    """The kernel module conv2d uses for the forward pass and the input gradient of this convolution.
+
+    winograd (kernels/winograd.py) for 3x3 stride-1 kernels with at least WINOGRAD_MIN_CHANNELS input and
+    output channels, where it measured faster (README, Speed); conv (im2col + BLAS, kernels/conv.py), the general
+    case and the reference, otherwise. CONV_ALGORITHM = "im2col" or "winograd" forces one (winograd only where
+    it applies). The kernel gradient always uses conv.conv2d_grad_weight.
+    """
+    if CONV_ALGORITHM == "im2col" or not winograd_kernels.supports(w_shape, stride, pads):
+        return conv_kernels
+    if CONV_ALGORITHM == "winograd" or builtins.min(w_shape[2], w_shape[3]) >= WINOGRAD_MIN_CHANNELS:
+        return winograd_kernels
+    return conv_kernels
+
+
 def conv2d(x, w, b=None, stride=1, padding=0):
     """2-D cross-correlation. x (N, H, W, Cin), w (kh, kw, Cin, Cout), b (Cout,) -> (N, Ho, Wo, Cout).
 
@@ -343,7 +364,8 @@ def conv2d(x, w, b=None, stride=1, padding=0):
         raise TypeError(f"conv2d: input is {x.dtype} but kernel is {w.dtype}; cast one of them")
     stride, pads, _ = geometry.conv_window(x.shape, w.shape, stride, padding)
     xd, wd = np.ascontiguousarray(x.data), np.ascontiguousarray(w.data)
-    out = conv_kernels.conv2d_forward(xd, wd, stride, pads)
+    kernels = conv_algorithm(x.shape, w.shape, stride, pads)
+    out = kernels.conv2d_forward(xd, wd, stride, pads)
     parents = (x, w)
     if b is not None:
         b = tensor(b, x.dtype)
@@ -356,7 +378,7 @@ def conv2d(x, w, b=None, stride=1, padding=0):
         # y = x * w (correlation):  dx = g correlated with the flipped kernel ("full"), dw = x correlated with g,
         # db = g summed over batch and positions
         g = np.ascontiguousarray(g)
-        gx = conv_kernels.conv2d_grad_input(g, wd, x.shape, stride, pads) if x.requires_grad else None
+        gx = kernels.conv2d_grad_input(g, wd, x.shape, stride, pads) if x.requires_grad else None
         gw = conv_kernels.conv2d_grad_weight(xd, g, w.shape, stride, pads) if w.requires_grad else None
         if b is None:
             return gx, gw
@@ -375,7 +397,7 @@ def max_pool2d(x, size, stride=None, padding="valid"):
     out, argmax = pool_kernels.max_pool2d_forward(np.ascontiguousarray(x.data), size, stride, pads)
 
     def vjp(g):  # the gradient goes to the cell that was the max, nowhere else
-        return (pool_kernels.max_pool2d_backward(np.ascontiguousarray(g), argmax, x.shape),)
+        return (pool_kernels.max_pool2d_backward(np.ascontiguousarray(g), argmax, x.shape, size, stride, pads),)
     return Tensor.from_op(out, (x,), vjp, "max_pool2d")
 
 

@@ -9,13 +9,19 @@ With K = kh*kw*C and the column matrix `cols` of `im2col` (one row per output pi
     grad_weight   gw = cols.T @ gy
 The work is done in tiles of output rows so the column buffer stays a few MB (the big early VGG layers would
 otherwise move 100+ MB of columns through memory). 1x1 stride-1 unpadded convolutions are plain matrix products
-with no copy at all. Output dtype follows x (float32 or float64); w is cast to it if needed.
+with no copy at all. 1-D kernels at stride 1 (FaceNet's 1x7, 7x1, 1x3, 3x1) skip im2col too: one matrix product
+per kernel tap (i, j) over all pixels, x @ w[i, j], added to y shifted by the tap's offset ("kn2row"):
+    forward       y[:, h, w]  += (x @ w[i, j])[:, h + i - pt, w + j - pl]     (where inside x)
+    grad_weight   gw[i, j]     = sum over those pixels of x[:, h + i - pt, w + j - pl] outer gy[:, h, w]
+(3-4x faster than the column copy on 32 x 17x17x128 with 1x7). Output dtype follows x (float32 or float64); w is
+cast to it if needed.
 """
 import numpy as np
 
 from tinyconv.kernels import geometry
 from tinyconv.kernels.im2col import col2im_add, im2col
 
+TAP_CHUNK_PIXELS = 4096       # input pixels per chunk of the per-tap products (keeps the product in cache)
 TILE_BYTES = 8 << 20          # target size of one tile of the column matrix ...
 MIN_TILE_PIXELS = 2048        # ... unless that leaves fewer output pixels (matrix rows) than this
 _scratch = {}                 # dtype -> reusable 1-D buffer for column tiles (grown on demand; not thread-safe)
@@ -40,6 +46,52 @@ def _is_pointwise(w_shape, stride, padding):
     return w_shape[0] == w_shape[1] == 1 and tuple(stride) == (1, 1) and not np.any(padding)
 
 
+def _is_line(w_shape, stride):
+    """True for a 1-D kernel (1xk or kx1, k > 1) at stride 1: computed by per-tap products, no column copy."""
+    return min(w_shape[:2]) == 1 and max(w_shape[:2]) > 1 and tuple(stride) == (1, 1)
+
+
+def _taps(kh, kw, H, W, Ho, Wo, padding):
+    """Yield (i, j, out, src): for tap (i, j), the output rows/columns that tap reaches (out) and the input rows/
+    columns they read (src), as pairs of slices."""
+    (pt, _), (pl, _) = padding
+    for i in range(kh):
+        h0, h1 = max(0, pt - i), max(max(0, pt - i), min(Ho, H + pt - i))
+        for j in range(kw):
+            w0, w1 = max(0, pl - j), max(max(0, pl - j), min(Wo, W + pl - j))
+            yield i, j, (slice(h0, h1), slice(w0, w1)), (slice(h0 + i - pt, h1 + i - pt), slice(w0 + j - pl, w1 + j - pl))
+
+
+def _line_forward(x, w, Ho, Wo, padding):
+    """Forward convolution by one product per kernel tap (see the module docstring), in chunks of images."""
+    N, H, W, C = x.shape
+    kh, kw, _, O = w.shape
+    y = np.zeros((N, Ho, Wo, O), x.dtype)
+    images = max(1, TAP_CHUNK_PIXELS // (H * W))
+    for n0 in range(0, N, images):
+        n1 = min(N, n0 + images)
+        xc = x[n0:n1].reshape(-1, C)
+        product = _buffer(xc.shape[0], O, x.dtype)
+        p4 = product.reshape(n1 - n0, H, W, O)
+        for i, j, (oh, ow), (ih, iw) in _taps(kh, kw, H, W, Ho, Wo, padding):
+            np.dot(xc, w[i, j], out=product)
+            y[n0:n1, oh, ow] += p4[:, ih, iw]
+    return y
+
+
+def _line_grad_weight(x, gy, w_shape, padding):
+    """gw (kh, kw, C, O) of a 1-D kernel: per tap, the product of the shifted input and gy over the pixels it
+    reaches."""
+    N, H, W, C = x.shape
+    _, Ho, Wo, O = gy.shape
+    kh, kw = w_shape[:2]
+    gw = np.zeros(w_shape, x.dtype)
+    for i, j, (oh, ow), (ih, iw) in _taps(kh, kw, H, W, Ho, Wo, padding):
+        xs = np.ascontiguousarray(x[:, ih, iw]).reshape(-1, C)
+        gw[i, j] = np.dot(xs.T, np.ascontiguousarray(gy[:, oh, ow]).reshape(-1, O))
+    return gw
+
+
 def _tiles(N, Ho, Wo, K, itemsize):
     """Yield (t0, t1) ranges of flat output rows t = n*Ho + oh: tiles of about TILE_BYTES of columns, but never
     fewer than MIN_TILE_PIXELS matrix rows (OpenBLAS runs a short, wide product on 2 threads at a fraction of
@@ -57,6 +109,8 @@ def conv2d_forward(x, w, stride, padding):
     K = kh * kw * C
     x = np.ascontiguousarray(x)
     wm = np.ascontiguousarray(w, dtype=x.dtype).reshape(K, O)
+    if _is_line(w.shape, stride):
+        return _line_forward(x, wm.reshape(w.shape), Ho, Wo, padding)
     y = np.empty((N, Ho, Wo, O), x.dtype)
     if _is_pointwise(w.shape, stride, padding):
         np.dot(x.reshape(-1, C), wm, out=y.reshape(-1, O))
@@ -110,6 +164,8 @@ def conv2d_grad_weight(x, gy, w_shape, stride, padding):
     gy2 = np.ascontiguousarray(gy, dtype=x.dtype).reshape(N * Ho * Wo, O)
     if _is_pointwise(w_shape, stride, padding):
         return np.dot(x.reshape(-1, C).T, gy2).reshape(w_shape)
+    if _is_line(w_shape, stride):
+        return _line_grad_weight(x, gy2.reshape(gy.shape), w_shape, padding)
     (sh, sw), ((pt, _), (pl, _)) = stride, padding
     gw = np.zeros((K, O), x.dtype)
     part = np.empty((K, O), x.dtype)

