@@ -22,7 +22,7 @@ from tinyconv.files import atomic_write
 
 FORMAT = "tinyconv-weights"
 FORMAT_VERSION = 2     # 2: every array carries its SHA-256 (version 1 files have none: convert them again)
-PARAMS = ("kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance")
+PARAMS = ("kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance", "alpha")
 REQUIRED_ATTRS = ("architecture", "input_size", "preprocessing", "preprocessing_description", "channel_order",
                   "pixel_mean", "pixel_scale", "source_package", "source_version", "source_file", "source_sha256",
                   "licence", "attribution")
