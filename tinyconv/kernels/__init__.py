@@ -2,7 +2,9 @@
 non-maximum suppression and crop-and-resize; no Tensor logic here.
 
 Activations are NHWC (N, H, W, C), kernels HWIO (kh, kw, C, O); dtype float32 or float64 (outputs follow the
-input); stride (sh, sw) and padding ((top, bottom), (left, right)) arrive already resolved by tinyconv.functional.
+input); stride (sh, sw) and padding ((top, bottom), (left, right)) arrive already resolved by tinyconv.functional,
+and every kernel sizes its output with geometry.py (the one place where window geometry is checked).
+reference.py holds the same functions as plain loops: read it first; the tests compare the fast ones with it.
 """
 from tinyconv.kernels.conv import conv2d_forward, conv2d_grad_input, conv2d_grad_weight
 from tinyconv.kernels.nms import nms

