@@ -48,13 +48,15 @@ def compose(width, height, group):
 
 
 def median_ms(fn, repeats):
-    fn()  # warm-up
-    times = []
+    """Median wall-clock and CPU (all threads of the process) milliseconds of fn() after a warm-up."""
+    fn()
+    wall, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - start)
-    return 1000 * float(np.median(times))
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return 1000 * float(np.median(wall)), 1000 * float(np.median(cpu))
 
 
 def tinyconv_detector():
@@ -130,7 +132,7 @@ def worker(kind, folder, repeats):
     out = {"_name": name}
     for path in sorted(Path(folder).glob("*.png")):
         rgb = np.asarray(Image.open(path))
-        out[path.stem] = [median_ms(lambda: detect(rgb), repeats), detect(rgb)]
+        out[path.stem] = [*median_ms(lambda: detect(rgb), repeats), detect(rgb)]
     print(json.dumps(out))
 
 
@@ -153,8 +155,11 @@ def main():
         return worker(args.worker, args.folder, args.repeats)
     if not LFW.is_dir():
         sys.exit(f"error: {LFW} not found (the LFW photos are needed to compose the test photos)")
-    import threadpoolctl
-    blas = [(i["internal_api"], i.get("architecture"), i["num_threads"]) for i in threadpoolctl.threadpool_info()]
+    try:
+        import threadpoolctl
+        blas = [(i["internal_api"], i.get("architecture"), i["num_threads"]) for i in threadpoolctl.threadpool_info()]
+    except ImportError:
+        blas = "unknown (threadpoolctl is not installed)"
     print(f"BLAS: {blas}; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}; "
           f"load average {os.getloadavg()[0]:.1f}")
     with tempfile.TemporaryDirectory() as folder:
@@ -177,14 +182,16 @@ def main():
         sys.exit(f"error: the tinyconv worker failed: {errors.get('tinyconv')}")
     theirs = best.get("torch")
     print(f"yardstick: {theirs['_name'] if theirs else 'facenet-pytorch could not run: ' + errors.get('torch', '?')}")
-    print(f"{'photo':<20} {'faces':>5} {'tinyconv ms':>12} {'torch ms':>10} {'torch/ours':>10}")
+    print("milliseconds per photo, wall clock (and CPU time of all the process's threads)")
+    print(f"{'photo':<20} {'faces':>5} {'tinyconv':>16} {'facenet-pytorch':>16} {'torch/ours':>10}")
     for key, value in best["tinyconv"].items():
         if key == "_name":
             continue
-        ms, faces = value
-        line = f"{key:<20} {faces:>5} {ms:12.1f}"
+        ms, cpu, faces = value
+        line = f"{key:<20} {faces:>5} {ms:7.1f} ({cpu:6.1f})"
         if theirs:
-            line += f" {theirs[key][0]:10.1f} {theirs[key][0] / ms:10.2f}   (torch found {theirs[key][1]})"
+            ms_t, cpu_t, faces_t = theirs[key]
+            line += f" {ms_t:7.1f} ({cpu_t:6.1f}) {ms_t / ms:10.2f}   (facenet-pytorch found {faces_t})"
         print(line)
     if os.getloadavg()[0] > 2.5:
         print(f"note: the machine was busy (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores): "

@@ -430,6 +430,8 @@ FLOAT32_CASES = {
     "batch_norm": lambda t, s: F.batch_norm(t, None, None, np.ones(s[-1]), np.zeros(s[-1]), training=True),
     "dropout": lambda t, s: F.dropout(t, 0.5, True, np.random.default_rng(0)),
     "linear": lambda t, s: F.linear(t, np.ones((s[-1], 2)), np.ones(2)),
+    "prelu": lambda t, s: F.prelu(t, np.full(s[-1], 0.25, np.float32)),
+    "softmax": lambda t, s: F.softmax(t, axis=-1),
 }
 
 

@@ -1,4 +1,4 @@
-"""Convolution and pooling kernels over plain NumPy arrays (Numba loops + BLAS), and the face detector's
+"""Convolution, pooling and PReLU kernels over plain NumPy arrays (Numba loops + BLAS), and the face detector's
 non-maximum suppression and crop-and-resize; no Tensor logic here.
 
 Activations are NHWC (N, H, W, C), kernels HWIO (kh, kw, C, O); dtype float32 or float64 (outputs follow the
@@ -6,11 +6,12 @@ input); stride (sh, sw) and padding ((top, bottom), (left, right)) arrive alread
 and every kernel sizes its output with geometry.py (the one place where window geometry is checked).
 reference.py holds the same functions as plain loops: read it first; the tests compare the fast ones with it.
 """
+from tinyconv.kernels.activation import prelu_forward
 from tinyconv.kernels.conv import conv2d_forward, conv2d_grad_input, conv2d_grad_weight
 from tinyconv.kernels.nms import nms
-from tinyconv.kernels.resize import crop_resize
 from tinyconv.kernels.pool import (avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward,
                                    max_pool2d_forward)
+from tinyconv.kernels.resize import crop_resize
 
 __all__ = ["conv2d_forward", "conv2d_grad_input", "conv2d_grad_weight", "max_pool2d_forward",
-           "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward", "nms", "crop_resize"]
+           "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward", "nms", "crop_resize", "prelu_forward"]

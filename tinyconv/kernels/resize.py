@@ -13,6 +13,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
+ROWS_PER_JOB = 8    # output rows per parallel job
+
 
 def crop_resize(image, boxes, height, width):
     """(n, height, width, C) float32: the boxes (n, 4) int (top, left, box_height, box_width) of `image` (H, W, C)
@@ -57,20 +59,30 @@ def _taps(start, length, n, limit):
 
 @njit(parallel=True, cache=True)
 def _crop_resize(image, boxes, out):
+    """Separable: for each output row, the weighted sum of its input rows (a contiguous pass over the box's columns
+    inside the image), then the weighted sums of that line's columns."""
     n, height, width, channels = out.shape
-    for job in prange(n * height):
-        k, i = job // height, job % height
+    blocks = (height + ROWS_PER_JOB - 1) // ROWS_PER_JOB
+    for job in prange(n * blocks):                      # a job: a few output rows of one box
+        k, first = job // blocks, (job % blocks) * ROWS_PER_JOB
         top, left, box_h, box_w = boxes[k, 0], boxes[k, 1], boxes[k, 2], boxes[k, 3]
         rows, row_w = _taps(top, box_h, height, image.shape[0])
         cols, col_w = _taps(left, box_w, width, image.shape[1])
-        for j in range(width):
-            for c in range(channels):
-                total = 0.0
-                for a in range(rows.shape[1]):
-                    if row_w[i, a] == 0:
-                        continue
-                    line = 0.0
+        x0, x1 = max(left, 0), min(left + box_w, image.shape[1])     # the box's columns inside the image
+        line = np.empty((max(x1 - x0, 1), channels), np.float32)
+        flat = line.reshape(-1)
+        for i in range(first, min(first + ROWS_PER_JOB, height)):
+            flat[:] = 0
+            for a in range(rows.shape[1]):
+                wa = row_w[i, a]
+                if wa != 0:
+                    source = image[rows[i, a], x0:x1].reshape(-1)     # contiguous: one vectorised pass
+                    for x in range(source.shape[0]):
+                        flat[x] += wa * source[x]
+            for j in range(width):
+                for c in range(channels):
+                    total = 0.0
                     for b in range(cols.shape[1]):
-                        line += col_w[j, b] * image[rows[i, a], cols[j, b], c]
-                    total += row_w[i, a] * line
-                out[k, i, j, c] = total
+                        if col_w[j, b] != 0:                     # (zero weights: outside the image, index 0)
+                            total += col_w[j, b] * line[cols[j, b] - x0, c]
+                    out[k, i, j, c] = total

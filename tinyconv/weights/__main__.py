@@ -40,7 +40,8 @@ def main(argv=None):
     check.add_argument("files", nargs="*", type=Path, metavar="FILE",
                        help=f"files to check (default: every .h5 file in {folder})")
     convert = commands.add_parser("convert", epilog=EPILOG,
-                                  help="convert a file you have (Keras .h5, ONNX, MatConvNet .mat)")
+                                  help="convert a file you have (Keras .h5, ONNX, MatConvNet .mat; for "
+                                       "mtcnn the folder holding pnet.onnx, rnet.onnx, onet.onnx)")
     convert.add_argument("--from", dest="source", required=True, type=Path, metavar="FILE")
     convert.add_argument("--arch", required=True, choices=list(ARCHITECTURES))
     convert.add_argument("-o", "--output", type=Path,
