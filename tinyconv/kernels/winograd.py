@@ -16,8 +16,9 @@ F(4x4, 3x3). The transforms add and scale, so float32 loses a little more precis
 a float64 direct convolution, max |error| / max |y| stays below ERROR_BOUND[m] (tests/test_winograd.py checks it).
 
 The gradient with respect to the input is the forward convolution of gy with the kernel turned 180 degrees and
-in/out swapped, padded 2 - pt, 2 - pb, ... (see conv.conv2d_grad_input); the gradient with respect to the
-kernel stays with im2col (see conv2d_grad_weight in conv.py), which measured faster.
+in/out swapped, padded 2 - pt, 2 - pb, ... (see conv.conv2d_grad_input). The gradient with respect to the
+kernel stays with im2col (conv.conv2d_grad_weight): a Winograd version (the adjoints of the three stages, git
+history a5e7392) measured 1.5-20x slower, its products being long and thin (C x tiles) @ (tiles x O).
 
 The tiles are processed in chunks of tile rows so V and M stay a few MB (a large image would otherwise move tens
 of MB through memory per transform).
@@ -53,10 +54,10 @@ MATRICES = {  # m -> (BT, G, AT), interpolation points 0, 1, -1 (, 2, -2) and in
                   [0, 1, 1, 4, 4, 0],
                   [0, 1, -1, 8, -8, 1]], np.float64)),
 }
-M_TILE = 4                    # output tile side used by conv2d_forward (measured: see README, Speed)
 ERROR_BOUND = {2: 2e-6, 4: 2e-5}   # float32 max |y - y64| / max |y64| (documented bound, tested)
-CHUNK_BYTES = 4 << 20         # target size of V for one chunk of tile rows ...
-MIN_CHUNK_TILES = 256         # ... unless that leaves fewer tiles (rows of each matrix product) than this
+CHUNK_BYTES = 8 << 20         # target size of V for one chunk of tile rows ...
+MIN_CHUNK_TILES = 1024        # ... unless that leaves fewer tiles (rows of each matrix product) than this: each
+                              # product is one BLAS call, and a short one runs badly on 2 threads
 
 
 def supports(w_shape, stride, padding):
@@ -144,41 +145,6 @@ def output_transform(M, AT, tH, tW, q0, q1, y):
     return y
 
 
-@njit(parallel=True, cache=True)
-def output_transform_adjoint(gy, AT, tH, tW, q0, q1, dM):
-    """Adjoint of output_transform: dM[i*a + j, p, :] = (AT.T @ gy_tile @ AT)[i, j] for the tiles p of tile rows
-    q0 <= q < q1, with gy_tile the m x m block of gy (N, Ho, Wo, O) of the tile (zeros outside gy)."""
-    N, Ho, Wo, O = gy.shape
-    m, a = AT.shape
-    for r in prange(q1 - q0):
-        q = q0 + r
-        n = q // tH
-        oh0 = (q - n * tH) * m
-        t = np.empty((m, a, O), gy.dtype)         # gy_tile @ AT, one tile at a time
-        for tj in range(tW):
-            p = r * tW + tj
-            ow0 = tj * m
-            t[:] = 0
-            for u in range(min(m, Ho - oh0)):     # t[u, j] = sum_s gy[u, s] * AT[s, j]
-                for s in range(min(m, Wo - ow0)):
-                    src = gy[n, oh0 + u, ow0 + s]
-                    for j in range(a):
-                        b = AT[s, j]
-                        if b != 0:
-                            for o in range(O):
-                                t[u, j, o] += b * src[o]
-            for i in range(a):                    # dM[i, j] = sum_u AT[u, i] * t[u, j]
-                for j in range(a):
-                    dst = dM[i * a + j, p]
-                    dst[:] = 0
-                    for u in range(m):
-                        b = AT[u, i]
-                        if b != 0:
-                            for o in range(O):
-                                dst[o] += b * t[u, j, o]
-    return dM
-
-
 def kernel_transform(w, m):
     """U (a*a, C, O) = G @ w @ G.T for every (C, O) pair of w (3, 3, C, O), in w's dtype: one matrix product,
     U.reshape(a*a, C*O) = kron(G, G) @ w.reshape(9, C*O)."""
@@ -188,16 +154,15 @@ def kernel_transform(w, m):
     return np.dot(GG, np.ascontiguousarray(w).reshape(9, C * O)).reshape(-1, C, O)
 
 
-def conv2d_forward(x, w, stride, padding, m=None):
+def conv2d_forward(x, w, stride, padding, m=2):
     """y (N, Ho, Wo, O) = cross-correlation of x (N, H, W, C) with the 3x3 kernel w (3, 3, C, O), stride (1, 1).
 
-    m: output tile side, 2 or 4 (default M_TILE). Output dtype follows x; w is cast to it. Same signature as
-    conv.conv2d_forward; the caller checks `supports` first.
+    m: output tile side, 2 or 4. Output dtype follows x; w is cast to it. conv.conv2d_forward's signature plus m;
+    the caller checks `supports` first.
     """
     if not supports(w.shape, stride, padding) or x.shape[3] != w.shape[2]:
         raise ValueError(f"winograd: needs a 3x3 kernel, stride 1 and padding <= 2 with matching channels; got "
                          f"input {x.shape}, kernel {w.shape}, stride {stride}, padding {padding}")
-    m = M_TILE if m is None else m
     N, H, W, C = x.shape
     O = w.shape[3]
     (pt, pb), (pl, pr) = padding
@@ -217,7 +182,7 @@ def conv2d_forward(x, w, stride, padding, m=None):
     return y
 
 
-def conv2d_grad_input(gy, w, x_shape, stride, padding, m=None):
+def conv2d_grad_input(gy, w, x_shape, stride, padding, m=2):
     """gx of shape x_shape = vector-Jacobian product of conv2d_forward with gy (N, Ho, Wo, O): the forward
     convolution of gy with w turned 180 degrees, in/out swapped, padded 2 - pt, 2 - pb (rows) and likewise
     (columns), so that the output has x's height and width."""
@@ -229,28 +194,3 @@ def conv2d_grad_input(gy, w, x_shape, stride, padding, m=None):
     w_turned = w[::-1, ::-1].transpose(0, 1, 3, 2)
     return conv2d_forward(gy, w_turned, stride, ((2 - pt, 2 - pb), (2 - pl, 2 - pr)), m)
 
-
-def conv2d_grad_weight(x, gy, w_shape, stride, padding, m=None):
-    """gw (3, 3, C, O) = vector-Jacobian product of conv2d_forward with respect to the kernel, by the adjoints of
-    the three stages: dM = AT.T @ gy_tile @ AT per tile, dU[k] = sum over tiles V[k].T @ dM[k] (BLAS), and
-    gw = G.T @ dU @ G, i.e. gw.reshape(9, C*O) = kron(G, G).T @ dU.reshape(a*a, C*O)."""
-    m = M_TILE if m is None else m
-    N, H, W, C = x.shape
-    O = w_shape[3]
-    (pt, pb), (pl, pr) = padding
-    Ho, Wo = H + pt + pb - 2, W + pl + pr - 2
-    if not supports(w_shape, stride, padding) or gy.shape != (N, Ho, Wo, O) or w_shape[2] != C:
-        raise ValueError(f"winograd: output gradient {gy.shape} does not fit input {x.shape}, kernel {w_shape}, "
-                         f"stride {stride} and padding {padding}")
-    a = m + 2
-    BT, G, AT = (M.astype(x.dtype) for M in MATRICES[m])
-    x, gy = np.ascontiguousarray(x), np.ascontiguousarray(gy, dtype=x.dtype)
-    tH, tW = -(-Ho // m), -(-Wo // m)
-    dU = np.zeros((a * a, C, O), x.dtype)
-    rows = max(CHUNK_BYTES // (a * a * tW * max(C, O) * x.itemsize), -(-MIN_CHUNK_TILES // tW), 1)
-    for q0 in range(0, N * tH, rows):
-        q1 = min(q0 + rows, N * tH)
-        V = input_transform(x, BT, m, pt, pl, tH, tW, q0, q1, np.empty((a * a, (q1 - q0) * tW, C), x.dtype))
-        dM = output_transform_adjoint(gy, AT, tH, tW, q0, q1, np.empty((a * a, (q1 - q0) * tW, O), x.dtype))
-        dU += np.matmul(V.transpose(0, 2, 1), dM)
-    return np.dot(np.kron(G, G).T, dU.reshape(a * a, C * O)).reshape(3, 3, C, O)
