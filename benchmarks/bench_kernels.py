@@ -7,8 +7,9 @@ Run from the project root:
 
 Prints, per case: our ms (the best median over the rounds, and the best time), GFLOP/s (of that median), torch's
 ms (2 threads, NCHW) and torch ms / our ms of the medians and of the bests (> 1 means tinyconv is faster).
-The convolutions run the algorithm conv2d picks (tinyconv.functional.conv_algorithm; --algorithm forces one,
---tile sets Winograd's output tile); forward+backward is forward, input gradient and kernel gradient.
+The convolutions run the algorithm conv2d picks (tinyconv.functional.conv_algorithm; --algorithm im2col or winograd
+forces one as CONV_ALGORITHM does, winograd2 / winograd4 a Winograd tile where it applies); forward+backward is
+forward, input gradient and kernel gradient.
 Not a test: timings assert nothing.
 """
 import argparse
@@ -57,22 +58,24 @@ def run_ours(args):
     import tinyconv.functional as F
     from tinyconv import kernels
     from tinyconv.kernels import conv as conv_kernels, winograd
-    F.CONV_ALGORITHM = args.algorithm
-    if args.tile:
-        winograd.M_TILE = args.tile
+    tile = args.algorithm if args.algorithm in F.CONV_PATHS else None
+    F.CONV_ALGORITHM = "auto" if tile else args.algorithm
     out = {"_about": sides.describe()}
     for label, *shape in CONVS:
         x, w, gy, padding = conv_inputs(*shape)
         algo = F.conv_algorithm(x.shape, w.shape, (1, 1), padding)
+        if tile and winograd.supports(w.shape, (1, 1), padding):
+            algo = tile
+        forward, grad_input = F.CONV_PATHS[algo]
 
         def fb():
-            algo.conv2d_forward(x, w, (1, 1), padding)
-            algo.conv2d_grad_input(gy, w, x.shape, (1, 1), padding)
+            forward(x, w, (1, 1), padding)
+            grad_input(gy, w, x.shape, (1, 1), padding)
             conv_kernels.conv2d_grad_weight(x, gy, w.shape, (1, 1), padding)
 
         name = conv_name(label, *shape)
-        out[f"_algo {name}"] = algo.__name__.rsplit(".", 1)[1]
-        out[name + " fwd"] = sides.timed(lambda: algo.conv2d_forward(x, w, (1, 1), padding), REPEATS)
+        out[f"_algo {name}"] = algo
+        out[name + " fwd"] = sides.timed(lambda: forward(x, w, (1, 1), padding), REPEATS)
         out[name + " fwd+bwd"] = sides.timed(fb, REPEATS)
     for kind, N, H, W, C, size, stride in POOLS:
         x, gy = pool_inputs(N, H, W, C, size, stride)
@@ -142,14 +145,13 @@ def flops(name):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=sides.ROUNDS, help="alternating runs of each side")
-    parser.add_argument("--algorithm", default="auto", choices=["auto", "im2col", "winograd"])
-    parser.add_argument("--tile", type=int, choices=[2, 4], help="Winograd output tile side (default: M_TILE)")
+    parser.add_argument("--algorithm", default="auto", choices=["auto", "im2col", "winograd", "winograd2", "winograd4"])
     parser.add_argument("--side", choices=["ours", "torch"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.side:
         sides.emit(run_ours(args) if args.side == "ours" else run_torch(args))
         return
-    argv = ["--algorithm", args.algorithm] + (["--tile", str(args.tile)] if args.tile else [])
+    argv = ["--algorithm", args.algorithm]
     print(sides.describe())
     best = sides.compare(__file__, argv, args.rounds)
     ours, theirs = best["ours"], best.get("torch", {})

@@ -237,8 +237,7 @@ def test_conv2d_forward_and_gradients(algorithm, data, seed, with_bias):
     pads = F.resolve_padding(padding, x_shape[1:3], w_shape[:2], stride2)
     expected = reference_conv2d(x, w, stride2, pads) + (0 if b is None else b)
     with conv_algorithm(algorithm):
-        assert F.conv_algorithm(x_shape, w_shape, stride2, pads).__name__.endswith(
-            "winograd" if algorithm == "winograd" else "conv")
+        assert F.conv_algorithm(x_shape, w_shape, stride2, pads).startswith(algorithm)
         np.testing.assert_allclose(F.conv2d(x, w, b, stride, padding).data, expected, rtol=1e-10, atol=1e-12)
         inputs = (x, w) if b is None else (x, w, b)
         assert gradcheck(lambda *t: F.conv2d(*t[:2], t[2] if len(t) > 2 else None, stride, padding), *inputs)
@@ -246,10 +245,12 @@ def test_conv2d_forward_and_gradients(algorithm, data, seed, with_bias):
 
 def test_conv_algorithm_auto_picks_winograd_for_wide_3x3_only():
     same = ((1, 1), (1, 1))
-    assert F.conv_algorithm((1, 56, 56, 128), (3, 3, 128, 256), (1, 1), same) is F.winograd_kernels
-    assert F.conv_algorithm((1, 224, 224, 3), (3, 3, 3, 64), (1, 1), same) is F.conv_kernels      # RGB input
-    assert F.conv_algorithm((1, 56, 56, 128), (3, 3, 128, 256), (2, 2), same) is F.conv_kernels   # stride 2
-    assert F.conv_algorithm((1, 17, 17, 128), (1, 7, 128, 128), (1, 1), ((0, 0), (3, 3))) is F.conv_kernels
+    assert F.conv_algorithm((1, 56, 56, 128), (3, 3, 128, 256), (1, 1), same) == "winograd4"
+    assert F.conv_algorithm((1, 28, 28, 512), (3, 3, 512, 512), (1, 1), same) == "winograd2"
+    assert F.conv_algorithm((1, 14, 14, 512), (3, 3, 512, 512), (1, 1), same) == "im2col"     # small image
+    assert F.conv_algorithm((1, 224, 224, 3), (3, 3, 3, 64), (1, 1), same) == "im2col"        # RGB input
+    assert F.conv_algorithm((1, 56, 56, 128), (3, 3, 128, 256), (2, 2), same) == "im2col"     # stride 2
+    assert F.conv_algorithm((1, 17, 17, 128), (1, 7, 128, 128), (1, 1), ((0, 0), (3, 3))) == "im2col"
 
 
 @pytest.mark.parametrize("size, kernel, stride, expected", [

@@ -14,6 +14,7 @@ Images are NHWC (batch, height, width, channels); convolution kernels are HWIO (
 At the bottom, Tensor's operators (+, -, *, /, **, @, [], .sum(), ...) are bound to these functions.
 """
 import builtins
+import functools
 import math
 import numbers
 
@@ -364,22 +365,31 @@ def l2_normalize(x, axis=-1, eps=1e-10):
 
 # ----- convolution and pooling --------------------------------------------------------------------------------------
 CONV_ALGORITHM = "auto"   # "auto", "im2col" or "winograd": see conv_algorithm (tests set it to force one path)
-WINOGRAD_MIN_CHANNELS = 16
+CONV_PATHS = {            # name -> (forward, grad_input) kernels, conv.conv2d_forward's signatures
+    "im2col": (conv_kernels.conv2d_forward, conv_kernels.conv2d_grad_input),
+    "winograd2": (functools.partial(winograd_kernels.conv2d_forward, m=2),
+                  functools.partial(winograd_kernels.conv2d_grad_input, m=2)),
+    "winograd4": (functools.partial(winograd_kernels.conv2d_forward, m=4),
+                  functools.partial(winograd_kernels.conv2d_grad_input, m=4)),
+}
 
 
 def conv_algorithm(x_shape, w_shape, stride, pads):
-    """The kernel module conv2d uses for the forward pass and the input gradient of this convolution.
+    """The name of the CONV_PATHS entry conv2d uses for the forward pass and the input gradient of this shape.
 
-    winograd (kernels/winograd.py) for 3x3 stride-1 kernels with at least WINOGRAD_MIN_CHANNELS input and
-    output channels, where it measured faster (README, Speed); conv (im2col + BLAS, kernels/conv.py), the general
-    case and the reference, otherwise. CONV_ALGORITHM = "im2col" or "winograd" forces one (winograd only where
-    it applies). The kernel gradient always uses conv.conv2d_grad_weight.
+    "winograd4" (F(4x4, 3x3)) or "winograd2" (F(2x2, 3x3), kernels/winograd.py) for 3x3 stride-1 kernels with at
+    least 16 input and output channels on outputs of at least 24x24 pixels: the larger tile from 56x56 up, where
+    it measured fastest; below 24x24 (VGG's block 5, FaceNet's 17x17) im2col measured as fast, and tiles would
+    waste more padding. "im2col" (kernels/conv.py), the general case and the reference, otherwise.
+    CONV_ALGORITHM = "im2col" or "winograd" forces one (Winograd only where it applies, with its tile chosen as
+    above). The kernel gradient always uses conv.conv2d_grad_weight.
     """
     if CONV_ALGORITHM == "im2col" or not winograd_kernels.supports(w_shape, stride, pads):
-        return conv_kernels
-    if CONV_ALGORITHM == "winograd" or builtins.min(w_shape[2], w_shape[3]) >= WINOGRAD_MIN_CHANNELS:
-        return winograd_kernels
-    return conv_kernels
+        return "im2col"
+    out_side = builtins.min(x_shape[1] + builtins.sum(pads[0]) - 2, x_shape[2] + builtins.sum(pads[1]) - 2)
+    if CONV_ALGORITHM == "auto" and (builtins.min(w_shape[2], w_shape[3]) < 16 or out_side < 24):
+        return "im2col"
+    return "winograd4" if out_side >= 56 else "winograd2"
 
 
 def conv2d(x, w, b=None, stride=1, padding=0):
@@ -394,8 +404,8 @@ def conv2d(x, w, b=None, stride=1, padding=0):
         raise TypeError(f"conv2d: input is {x.dtype} but kernel is {w.dtype}; cast one of them")
     stride, pads, _ = geometry.conv_window(x.shape, w.shape, stride, padding)
     xd, wd = np.ascontiguousarray(x.data), np.ascontiguousarray(w.data)
-    kernels = conv_algorithm(x.shape, w.shape, stride, pads)
-    out = kernels.conv2d_forward(xd, wd, stride, pads)
+    forward, grad_input = CONV_PATHS[conv_algorithm(x.shape, w.shape, stride, pads)]
+    out = forward(xd, wd, stride, pads)
     parents = (x, w)
     if b is not None:
         b = tensor(b, x.dtype)
@@ -408,7 +418,7 @@ def conv2d(x, w, b=None, stride=1, padding=0):
         # y = x * w (correlation):  dx = g correlated with the flipped kernel ("full"), dw = x correlated with g,
         # db = g summed over batch and positions
         g = np.ascontiguousarray(g)
-        gx = kernels.conv2d_grad_input(g, wd, x.shape, stride, pads) if x.requires_grad else None
+        gx = grad_input(g, wd, x.shape, stride, pads) if x.requires_grad else None
         gw = conv_kernels.conv2d_grad_weight(xd, g, w.shape, stride, pads) if w.requires_grad else None
         if b is None:
             return gx, gw

@@ -16,8 +16,9 @@ F(4x4, 3x3). The transforms add and scale, so float32 loses a little more precis
 a float64 direct convolution, max |error| / max |y| stays below ERROR_BOUND[m] (tests/test_winograd.py checks it).
 
 The gradient with respect to the input is the forward convolution of gy with the kernel turned 180 degrees and
-in/out swapped, padded 2 - pt, 2 - pb, ... (see conv.conv2d_grad_input); the gradient with respect to the
-kernel stays with im2col (see conv2d_grad_weight in conv.py), which measured faster.
+in/out swapped, padded 2 - pt, 2 - pb, ... (see conv.conv2d_grad_input). The gradient with respect to the
+kernel stays with im2col (conv.conv2d_grad_weight): a Winograd version (the adjoints of the three stages, git
+history a5e7392) measured 1.5-20x slower, its products being long and thin (C x tiles) @ (tiles x O).
 
 The tiles are processed in chunks of tile rows so V and M stay a few MB (a large image would otherwise move tens
 of MB through memory per transform).
@@ -53,10 +54,10 @@ MATRICES = {  # m -> (BT, G, AT), interpolation points 0, 1, -1 (, 2, -2) and in
                   [0, 1, 1, 4, 4, 0],
                   [0, 1, -1, 8, -8, 1]], np.float64)),
 }
-M_TILE = 4                    # output tile side used by conv2d_forward (measured: see README, Speed)
 ERROR_BOUND = {2: 2e-6, 4: 2e-5}   # float32 max |y - y64| / max |y64| (documented bound, tested)
-CHUNK_BYTES = 4 << 20         # target size of V for one chunk of tile rows ...
-MIN_CHUNK_TILES = 256         # ... unless that leaves fewer tiles (rows of each matrix product) than this
+CHUNK_BYTES = 8 << 20         # target size of V for one chunk of tile rows ...
+MIN_CHUNK_TILES = 1024        # ... unless that leaves fewer tiles (rows of each matrix product) than this: each
+                              # product is one BLAS call, and a short one runs badly on 2 threads
 
 
 def supports(w_shape, stride, padding):
@@ -153,16 +154,15 @@ def kernel_transform(w, m):
     return np.dot(GG, np.ascontiguousarray(w).reshape(9, C * O)).reshape(-1, C, O)
 
 
-def conv2d_forward(x, w, stride, padding, m=None):
+def conv2d_forward(x, w, stride, padding, m=2):
     """y (N, Ho, Wo, O) = cross-correlation of x (N, H, W, C) with the 3x3 kernel w (3, 3, C, O), stride (1, 1).
 
-    m: output tile side, 2 or 4 (default M_TILE). Output dtype follows x; w is cast to it. Same signature as
-    conv.conv2d_forward; the caller checks `supports` first.
+    m: output tile side, 2 or 4. Output dtype follows x; w is cast to it. conv.conv2d_forward's signature plus m;
+    the caller checks `supports` first.
     """
     if not supports(w.shape, stride, padding) or x.shape[3] != w.shape[2]:
         raise ValueError(f"winograd: needs a 3x3 kernel, stride 1 and padding <= 2 with matching channels; got "
                          f"input {x.shape}, kernel {w.shape}, stride {stride}, padding {padding}")
-    m = M_TILE if m is None else m
     N, H, W, C = x.shape
     O = w.shape[3]
     (pt, pb), (pl, pr) = padding
@@ -182,7 +182,7 @@ def conv2d_forward(x, w, stride, padding, m=None):
     return y
 
 
-def conv2d_grad_input(gy, w, x_shape, stride, padding, m=None):
+def conv2d_grad_input(gy, w, x_shape, stride, padding, m=2):
     """gx of shape x_shape = vector-Jacobian product of conv2d_forward with gy (N, Ho, Wo, O): the forward
     convolution of gy with w turned 180 degrees, in/out swapped, padded 2 - pt, 2 - pb (rows) and likewise
     (columns), so that the output has x's height and width."""
@@ -193,3 +193,4 @@ def conv2d_grad_input(gy, w, x_shape, stride, padding, m=None):
                          f"{w.shape} and padding {padding}")
     w_turned = w[::-1, ::-1].transpose(0, 1, 3, 2)
     return conv2d_forward(gy, w_turned, stride, ((2 - pt, 2 - pb), (2 - pl, 2 - pr)), m)
+
