@@ -37,7 +37,8 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     def _get_help_string(self, action):
         text = action.help or ""
         if (action.option_strings and "%(default)" not in text and "default" not in text
-                and action.default not in (None, False, argparse.SUPPRESS)):
+                and action.default is not None and action.default is not False
+                and action.default is not argparse.SUPPRESS):
             text += " (default: %(default)s)"
         return text
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyconv.faces.thresholds import same_person
+
 
 @dataclass
 class Pairs:
@@ -76,7 +78,8 @@ def read_pairs(lfw_dir, per_fold=None):
     if per_fold is None:
         return pairs
     if per_fold < 2:
-        raise ValueError(f"per_fold must be at least 2 (one matched and one mismatched pair), got {per_fold}")
+        raise ValueError(f"the number of pairs per fold must be at least 2 (one matched and one mismatched pair), "
+                         f"got {per_fold}")
     rank = (np.arange(len(pairs)) % (2 * n_each)) % n_each  # position among the fold's pairs of the same kind
     return pairs.subset(np.flatnonzero(rank < per_fold // 2))
 
@@ -113,7 +116,7 @@ def ten_fold(distances, same, fold):
         if not train.any():
             raise ValueError("the 10-fold protocol needs at least two folds")
         threshold, _ = best_threshold(distances[train], same[train])
-        accuracies.append(np.mean((distances[test] < threshold) == same[test]))
+        accuracies.append(np.mean(same_person(distances[test], threshold) == same[test]))
         thresholds.append(threshold)
     return np.array(accuracies), np.array(thresholds)
 
