@@ -65,7 +65,7 @@ def build_parser():
     lfw.add_argument("--cache", metavar="DIR", help="encoding cache folder (default: $TINYCONV_HOME/cache)")
 
     def command(name, parents, run, **kwargs):
-        cmd = commands.add_parser(name, parents=parents, formatter_class=HelpFormatter, **kwargs)
+        cmd = commands.add_parser(name, parents=parents, formatter_class=HelpFormatter, allow_abbrev=False, **kwargs)
         cmd.set_defaults(run=run)
         return cmd
 
