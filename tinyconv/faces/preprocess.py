@@ -4,8 +4,9 @@ A preprocessing is named by one string, recorded as is in face databases and enc
 `<mode>[-crop<N>][-flip]`, e.g. "mtcnn", "mtcnn-flip", "standardize-crop150", "course".
 
 - "mtcnn" (detection; the default is in `tinyconv.faces.thresholds.DEFAULT_PREPROCESS`): the MTCNN detector
-  (`tinyconv.faces.detect`) finds every face; each gets FaceNet's crop (the box widened by a 32 px margin, 160x160,
-  bilinear: what the FaceNet weights were trained on) and FaceNet's per-image standardisation. An image may hold
+  (`tinyconv.faces.detect`) finds every face; each gets FaceNet's crop (the box widened by a margin of 32 px at
+  160 px, see `facenet_crop`; bilinear: what the FaceNet weights were trained on) and FaceNet's per-image
+  standardisation. An image may hold
   no face, one, or several (a group photo).
 - "standardize": no detection; FaceNet's standardisation, (x - mean) / max(std, 1/sqrt(number of values)), of
   the whole image, bilinear-resized to 160: for images that are already face crops. With "-crop<N>", of the
@@ -103,6 +104,15 @@ def detect(rgb):
     return [Face(face.box - np.tile(shift, 2), face.score, face.landmarks - shift) for face in detect_faces(padded)]
 
 
+def facenet_crop(rgb, face):
+    """FaceNet's crop of a detected face, (160, 160, 3) uint8, with the margin at the scale of the face: the box
+    fills SIZE - MARGIN = 128 of the 160 pixels whatever the photo's resolution (facenet-pytorch's reading of
+    margin 32; Sandberg's code adds 32 pixels of the photo, which is about the same on LFW's 250 px images but
+    half the face again for the 30-40 px faces of the course's images)."""
+    side = max(face.box[2] - face.box[0], face.box[3] - face.box[1])
+    return align(rgb, face, size=SIZE, margin=MARGIN * side / (SIZE - MARGIN))
+
+
 def all_faces(rgb, preprocess):
     """Every face the preprocessing sees in an (H, W, 3) uint8 image -> list of FaceCrop.
 
@@ -111,7 +121,7 @@ def all_faces(rgb, preprocess):
     rgb = _check_rgb(rgb)
     mode, crop, _ = parse_preprocessing(preprocess)
     if mode == "mtcnn":
-        return [FaceCrop(face.box, align(rgb, face, size=SIZE, margin=MARGIN)) for face in detect(rgb)]
+        return [FaceCrop(face.box, facenet_crop(rgb, face)) for face in detect(rgb)]
     box = central_box(rgb.shape, crop if crop is not None else max(rgb.shape))
     x0, y0, x1, y1 = box.astype(int)
     return [FaceCrop(box, rgb[y0:y1, x0:x1])]
@@ -143,7 +153,7 @@ def one_face(rgb, preprocess, pick="facenet", source="image", fallback=False):
         face = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
     else:
         face = choose_face(faces, rgb.shape)
-    return FaceCrop(face.box, align(rgb, face, size=SIZE, margin=MARGIN)), True
+    return FaceCrop(face.box, facenet_crop(rgb, face)), True
 
 
 def prepare_face(image, preprocess=DEFAULT_PREPROCESS, pick="facenet", fallback=False):
