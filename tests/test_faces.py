@@ -7,8 +7,10 @@ from PIL import Image
 import tinyconv.functional as F
 from tinyconv import Tensor, no_grad
 from tinyconv.faces import FaceDatabase, encode, img_to_encoding, triplet_loss, verify, who_is_it
+from tinyconv.faces.annotate import UNKNOWN, draw_faces
 from tinyconv.faces.encoding import encode_views, model_fingerprint
 from tinyconv.faces.preprocess import load_face, parse_preprocessing, prewhiten
+from tinyconv.faces.recognition import identify
 from tinyconv.faces.thresholds import DEFAULT_PREPROCESS, default_threshold
 from tinyconv.models.facenet import facenet
 
@@ -156,6 +158,19 @@ def test_one_decision_rule_distance_below_threshold(tmp_path, capsys):
     assert who_is_it(ann[0], db, model, threshold=0.0) == (0.0, "ann")
     assert capsys.readouterr().out.splitlines() == ["It's ann, welcome in!", "It's not ann, please go away",
                                                     "Not in the database."]
+
+
+def test_identify_without_detection_reports_the_central_box(tmp_path):
+    db, model, (ann, bob) = FaceDatabase(tmp_path / "faces.h5"), PixelModel(), random_images(2, 3)
+    db.enroll("ann", [ann], model, "standardize-crop100")
+    (match,) = identify(ann, db, model)
+    assert match.nearest == "ann" and match.known and match.distance == pytest.approx(0, abs=1e-6)
+    np.testing.assert_array_equal(match.box, [10, 10, 110, 110])  # the central 100 px of 120
+    (match,) = identify(bob, db, model, threshold=1e-3)
+    assert match.nearest == "ann" and not match.known
+    drawn = draw_faces(bob, [match])
+    assert drawn.shape == bob.shape and np.all(drawn[10, 10:110] == UNKNOWN)  # the red box's top edge
+    np.testing.assert_array_equal(drawn[50:60, 50:60], bob[50:60, 50:60])   # inside the box: the photo
 
 
 def test_database_update_is_atomic(tmp_path, monkeypatch):

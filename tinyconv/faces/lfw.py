@@ -107,6 +107,19 @@ def best_threshold(distances, same):
     return float(cuts[i]), float(correct[i] / len(d))
 
 
+def threshold_at_false_accepts(distances, same, rate):
+    """(threshold, true accept rate): the largest threshold that accepts at most `rate` of the different-person
+    pairs (halfway between the last accepted and the first refused distance), and the share of same-person pairs
+    it accepts."""
+    distances, same = np.asarray(distances), np.asarray(same, dtype=bool)
+    negatives = np.sort(distances[~same])
+    if not len(negatives) or not same.any():
+        raise ValueError("a false-accept threshold needs both same-person and different-person pairs")
+    k = int(np.floor(rate * len(negatives)))  # different pairs allowed below the threshold
+    threshold = negatives[0] if k == 0 else (negatives[k - 1] + negatives[min(k, len(negatives) - 1)]) / 2
+    return float(threshold), float(np.mean(same_person(distances[same], threshold)))
+
+
 def ten_fold(distances, same, fold):
     """The standard protocol: per fold, the threshold chosen on the other folds -> (accuracies, thresholds)."""
     distances, same, fold = np.asarray(distances), np.asarray(same, dtype=bool), np.asarray(fold)
