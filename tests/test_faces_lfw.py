@@ -32,6 +32,18 @@ def test_ten_fold_chooses_each_threshold_on_the_other_folds():
     assert thresholds[3] < 1.5
 
 
+def test_strict_threshold_accepts_at_most_the_given_share_of_strangers():
+    rng = np.random.default_rng(3)
+    same = rng.random(2000) < 0.5
+    d = np.where(same, rng.normal(0.7, 0.2, 2000), rng.normal(1.4, 0.2, 2000))
+    for rate in [0.0, 0.001, 0.01, 0.1]:
+        threshold, true_accepts = lfw.threshold_at_false_accepts(d, same, rate)
+        strangers = d[~same]
+        assert np.mean(strangers < threshold) <= rate
+        assert np.mean(strangers <= strangers[strangers >= threshold].min()) > rate  # one more would be too many
+        assert true_accepts == np.mean(d[same] < threshold)
+
+
 def test_auc_and_roc():
     rng = np.random.default_rng(1)
     d, same = rng.random(300), rng.random(300) < 0.5
@@ -88,8 +100,7 @@ class CountingModel:
 
 
 def test_small_real_evaluation_and_its_cache(shared, weights_file, tmp_path):
-    path = weights_file("facenet")
-    model = CountingModel(facenet(path))
+    model = CountingModel(facenet(weights_file("facenet")))
     folder = shared / "data" / "faces" / "lfw"
     result = evaluate(model, folder, "standardize-crop150", per_fold=2, out_dir=tmp_path, cache_folder=tmp_path)
     assert result.pairs == 20 and model.images == 40
