@@ -6,6 +6,7 @@ interrupted run never leaves a half-written file and never destroys the previous
 Images are read through `load_image`, which turns every failure into one clear `ValueError` naming the file.
 """
 import contextlib
+import io
 import os
 import tempfile
 from pathlib import Path
@@ -40,19 +41,24 @@ def atomic_write(path, suffix=None):
         raise
 
 
-def load_image(path):
+def load_image(path, data=None, max_pixels=None):
     """Read an image file as an (H, W, 3) uint8 RGB array (grey and RGBA are converted; alpha is dropped).
 
-    Raises ValueError("<path>: ...") for a missing, unreadable or non-image file.
+    data: the file's bytes, already read (then `path` only names it in messages). max_pixels: refuse larger
+    images before decoding them (a 30,000 x 30,000 photo would take gigabytes).
+    Raises ValueError("<path>: ...") for a missing, unreadable, non-image or too large file.
     """
     path = Path(path)
-    if not path.is_file():
+    if data is None and not path.is_file():
         raise ValueError(f"{path}: no such image file")
     try:
-        with Image.open(path) as im:
+        with Image.open(path if data is None else io.BytesIO(data)) as im:
+            if max_pixels is not None and im.width * im.height > max_pixels:
+                raise ValueError(f"{path}: too large ({im.width} x {im.height} pixels; the limit is "
+                                 f"{max_pixels / 1e6:.0f} megapixels)")
             im.load()
             return np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as e:
         raise ValueError(f"{path}: not a readable image ({e.__class__.__name__}: {e})") from None
 
 

@@ -5,7 +5,7 @@
     verify(image_path, identity, database, model) -> (distance, door_open)
     who_is_it(image_path, database, model)        -> (min_dist, identity)
     triplet_loss(y_true, (anchor, positive, negative), alpha=0.2)
-    FaceDatabase(path)                            name -> encodings, in an HDF5 file
+    FaceDatabase(path)                            people, faces and photos, in an SQLite file
 Command line: python -m tinyconv.faces --help
 """
 from tinyconv.faces.database import FaceDatabase

@@ -35,3 +35,8 @@ def default_threshold(preprocess):
     if preprocess in THRESHOLDS:
         return THRESHOLDS[preprocess]
     return COURSE_THRESHOLD if preprocess.startswith("course") else THRESHOLDS[DEFAULT_PREPROCESS]
+
+
+def cluster_threshold(preprocess):
+    """The distance below which `cluster` links two faces: the verification threshold of `preprocess`."""
+    return default_threshold(preprocess)

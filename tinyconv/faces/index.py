@@ -1,0 +1,158 @@
+"""Index folders of photos: find every face, encode it, and store it in a `FaceDatabase`.
+
+    index_photos(db, ["photos/"], functools.partial(facenet, None), "standardize-crop150", workers=2)
+
+The work is split in two. Analysing a photo (decode, detect, encode) is done by `analyse`, anywhere: in this
+process, in N local processes (`workers`), or on a Dask cluster (`executor=Client(address).get_executor()`); it
+receives the photo's bytes, so the workers need no access to the files. Writing is done here only, one
+transaction per photo, so an interrupted index (Ctrl-C, kill -9) loses at most the photos in flight, and the next
+run skips every photo whose SHA-256 is already stored.
+
+The faces of a photo come from a `detector`: a function (H, W, 3) uint8 image -> list of (face, crop), where
+face has `.box` (x0, y0, x1, y1) in pixels and `.landmarks` ((5, 2) or None), and crop is the image the network
+reads. The default treats the whole photo as one face, which is right for photos that are already face crops
+(LFW, the course's images) with a "-crop" preprocessing.
+"""
+import concurrent.futures
+import hashlib
+import os
+from collections import namedtuple
+from pathlib import Path
+
+import numpy as np
+
+from tinyconv.faces.encoding import encode, model_fingerprint
+from tinyconv.files import load_image
+from tinyconv.progress import Progress
+
+MAX_PIXELS = 100_000_000  # larger photos are reported and skipped (decoding one takes gigabytes)
+
+Region = namedtuple("Region", "box score landmarks")  # a face: box (x0, y0, x1, y1) pixels, score, (5, 2) or None
+Result = namedtuple("Result", "faces fingerprint error")  # faces: list of (encoding, box, landmarks)
+
+
+def whole_image(image):
+    """The detector for photos that are face crops already: one face, the whole image."""
+    h, w = image.shape[:2]
+    return [(Region((0.0, 0.0, float(w), float(h)), 1.0, None), image)]
+
+
+def encode_faces(image, model, preprocess, detector=None):
+    """All faces of one (H, W, 3) uint8 image -> list of (encoding (128,), box, landmarks or None)."""
+    found = (detector or whole_image)(image)
+    if not found:
+        return []
+    encodings = encode(model, [crop for _, crop in found], preprocess)
+    return [(e, tuple(float(v) for v in face.box), None if face.landmarks is None else np.asarray(face.landmarks))
+            for e, (face, _) in zip(encodings, found)]
+
+
+_loaded = {}  # per process: repr(load_model) -> (model, fingerprint), so each worker loads its network once
+
+
+def analyse(name, data, load_model, preprocess, detector=None):
+    """One photo's bytes -> Result. A photo that cannot be read (not an image, too large) is a Result with an
+    error, not an exception; `load_model()` is called once per process (it fetches the weights if needed)."""
+    key = repr(load_model)
+    if key not in _loaded:
+        model = load_model()
+        _loaded[key] = (model, model_fingerprint(model))
+    model, fingerprint = _loaded[key]
+    try:
+        image = load_image(name, data, MAX_PIXELS)
+    except ValueError as e:
+        return Result([], fingerprint, str(e))
+    return Result(encode_faces(image, model, preprocess, detector), fingerprint, None)
+
+
+def photo_files(folders):
+    """Every file under the folders (hidden ones excepted), sorted; a missing folder is a FileNotFoundError."""
+    for folder in folders:
+        if not Path(folder).is_dir():
+            raise FileNotFoundError(f"{folder}: no such folder")
+    files = []
+    for folder in folders:
+        for root, dirs, names in os.walk(folder):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            files += [Path(root) / n for n in sorted(names) if not n.startswith(".")]
+    return files
+
+
+class InProcess(concurrent.futures.Executor):
+    """An executor that runs each task at once, in this process (one worker, no copies)."""
+
+    def submit(self, fn, *args, **kwargs):
+        future = concurrent.futures.Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as e:  # noqa: B036 -- handed to the caller through the future, as a pool would
+            future.set_exception(e)
+        return future
+
+
+def index_photos(db, folders, load_model, preprocess, workers=1, executor=None, detector=None, report=print,
+                 quiet=False):
+    """Analyse every new photo under `folders` and store its faces in `db`. Returns a dict of counts.
+
+    executor: where `analyse` runs (default: this process for workers=1, else a pool of `workers` processes).
+    report(line) is called once for each file skipped with a problem. Progress goes to stderr unless `quiet`.
+    """
+    db.check_preprocessing(preprocess)
+    files = photo_files(folders)
+    known = db.indexed_sha256s()
+    todo, counts = [], {"files": len(files), "already": 0, "problems": 0, "photos": 0, "faces": 0}
+    for path in files:  # first pass: which photos are new (hashing is quick beside the network)
+        try:
+            sha = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError as e:
+            report(f"skipped {path}: unreadable ({e.strerror or e})")
+            counts["problems"] += 1
+            continue
+        if sha in known:
+            counts["already"] += 1
+        else:
+            known.add(sha)  # two copies of one photo are analysed once
+            todo.append(path)
+    own = executor is None
+    if own:
+        executor = InProcess() if workers == 1 else concurrent.futures.ProcessPoolExecutor(workers)
+    meter = Progress(len(todo), "indexing", unit="photos", stream=open(os.devnull, "w") if quiet else None)
+    pending, queue = {}, iter(todo)
+    try:
+        _feed(executor, pending, queue, 2 * max(workers, 1), load_model, preprocess, detector, report, counts)
+        while pending:
+            done, _ = concurrent.futures.wait(pending, return_when=concurrent.futures.FIRST_COMPLETED)
+            for future in done:
+                path, sha = pending.pop(future)
+                result = future.result()
+                if result.error:
+                    db.add_failure(path, sha, result.error)
+                    report(f"skipped {result.error}")
+                    counts["problems"] += 1
+                else:
+                    counts["faces"] += db.add_photo(path, sha, result.fingerprint, preprocess, result.faces)
+                    counts["photos"] += 1
+                meter.update(1, f"{counts['faces']} faces, {counts['faces'] / max(meter.elapsed, 1e-9):.1f} faces/s")
+            _feed(executor, pending, queue, 2 * max(workers, 1), load_model, preprocess, detector, report, counts)
+    finally:
+        meter.close()
+        if own:
+            executor.shutdown(wait=False, cancel_futures=True)
+    counts["seconds"] = meter.elapsed
+    return counts
+
+
+def _feed(executor, pending, queue, window, load_model, preprocess, detector, report, counts):
+    """Keep `window` photos in flight; each is read (and hashed again, in case it changed) just before it goes."""
+    while len(pending) < window:
+        path = next(queue, None)
+        if path is None:
+            return
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            report(f"skipped {path}: unreadable ({e.strerror or e})")
+            counts["problems"] += 1
+            continue
+        future = executor.submit(analyse, str(path), data, load_model, preprocess, detector)
+        pending[future] = (path, hashlib.sha256(data).hexdigest())

@@ -1,0 +1,110 @@
+"""The k nearest stored faces of query encodings: exact (one matrix product) while it is fast, HNSW beyond.
+
+For unit encodings the L2 distance is sqrt(2 - 2 a.b), so the exact search is one (queries x faces) matrix
+product, done in blocks. Beyond `SWITCH` faces (the point measured by benchmarks/bench_search.py, where an exact
+query becomes slower than loading and querying the HNSW graph) and when hnswlib is installed (the optional extra
+`pip install -e ".[hnsw]"`), an HNSW graph (Malkov & Yashunin 2016) is kept beside the database as `<db>.hnsw`,
+labelled by face id, and brought up to date (new faces added, deleted ones marked) before each use.
+"""
+import numpy as np
+
+from tinyconv.files import atomic_write
+
+SWITCH = 200_000       # faces; see benchmarks/bench_search.py and the README
+M, EF_CONSTRUCTION, EF = 16, 200, 100  # HNSW settings: recall@10 >= 0.99 on 1M face-like vectors (bench_search.py)
+
+
+def exact_nearest(base, queries, k, block=4096):
+    """k nearest rows of base (n, d) for each query (q, d), both of unit length -> (indices, distances) (q, k)."""
+    k = min(k, len(base))
+    queries = np.atleast_2d(np.asarray(queries, np.float32))
+    best = np.empty((len(queries), k), np.int64)
+    dist = np.empty((len(queries), k), np.float32)
+    for start in range(0, len(queries), block):
+        sims = queries[start:start + block] @ base.T
+        top = np.argpartition(-sims, k - 1, axis=1)[:, :k] if k < len(base) else np.tile(np.arange(k), (len(sims), 1))
+        top_sims = np.take_along_axis(sims, top, axis=1)
+        order = np.argsort(-top_sims, axis=1)
+        best[start:start + block] = np.take_along_axis(top, order, axis=1)
+        dist[start:start + block] = np.sqrt(np.maximum(2 - 2 * np.take_along_axis(top_sims, order, axis=1), 0))
+    return best, dist
+
+
+def hnsw_index(encodings, labels, m=M, ef_construction=EF_CONSTRUCTION, ef=EF):
+    """A new hnswlib index (L2) of `encodings` (n, 128) labelled `labels` (n,)."""
+    import hnswlib
+
+    index = hnswlib.Index(space="l2", dim=encodings.shape[1])
+    index.init_index(max_elements=max(len(encodings), 1), M=m, ef_construction=ef_construction)
+    if len(encodings):
+        index.add_items(encodings, labels)
+    index.set_ef(ef)
+    return index
+
+
+def hnsw_available():
+    try:
+        import hnswlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class FaceSearch:
+    """The faces of a FaceDatabase, ready for k-nearest queries. `method`: "auto", "exact" or "hnsw"."""
+
+    def __init__(self, db, method="auto"):
+        self.db = db
+        self.ids, self.encodings = db.faces()
+        if method == "auto":
+            method = "hnsw" if len(self.ids) >= SWITCH and hnsw_available() else "exact"
+        self.method = method
+        self.index = update_hnsw(db, self.ids, self.encodings) if method == "hnsw" else None
+
+    def nearest(self, queries, k):
+        """-> (face ids (q, k'), distances (q, k')), nearest first; k' = min(k, number of faces)."""
+        queries = np.atleast_2d(np.asarray(queries, np.float32))
+        k = min(k, len(self.ids))
+        if k == 0:
+            return np.empty((len(queries), 0), np.int64), np.empty((len(queries), 0), np.float32)
+        if self.index is None:
+            rows, dist = exact_nearest(self.encodings, queries, k)
+            return self.ids[rows], dist
+        self.index.set_ef(max(EF, k))
+        labels, squared = self.index.knn_query(queries, k=k)
+        return labels.astype(np.int64), np.sqrt(np.maximum(squared, 0))
+
+
+def update_hnsw(db, ids, encodings):
+    """Load `<db>.hnsw` (or start one), add the faces it lacks, mark the deleted ones, save it; return it."""
+    import hnswlib
+
+    path = db.path.with_name(db.path.name + ".hnsw")
+    index = None
+    if path.is_file():
+        index = hnswlib.Index(space="l2", dim=encodings.shape[1])
+        try:
+            index.load_index(str(path), max_elements=len(ids))
+        except RuntimeError:  # damaged or from another layout: it is only an index, build it again
+            index = None
+    if index is None:
+        index = hnsw_index(encodings, ids)
+        changed = True
+    else:
+        present = np.array(index.get_ids_list(), dtype=np.int64)
+        new = ~np.isin(ids, present)
+        gone = present[~np.isin(present, ids)]
+        changed = bool(new.any() or len(gone))
+        if new.any():
+            index.resize_index(max(index.get_max_elements(), index.get_current_count() + int(new.sum())))
+            index.add_items(encodings[new], ids[new])
+        for label in gone:
+            try:
+                index.mark_deleted(int(label))
+            except RuntimeError:  # already marked
+                pass
+    if changed:
+        with atomic_write(path) as tmp:
+            index.save_index(str(tmp))
+    index.set_ef(EF)
+    return index
