@@ -301,13 +301,18 @@ class FaceDatabase:
         """A connection whose reads see one committed state of the file (an empty in-memory one if it is absent)."""
         with self._errors("read"):
             _check_file(self.path)
-            if not self.path.exists():
-                db = sqlite3.connect(":memory:")
-                db.executescript(SCHEMA)
-            else:
-                db = _connect(self.path)
-            try:
+            db = _connect(self.path) if self.path.exists() else None
+            if db is not None:
                 db.execute("BEGIN")
+                if db.execute("PRAGMA user_version").fetchone()[0] == 0:  # created, but no schema yet
+                    _check_schema(self.path, db)
+                    db.close()
+                    db = None
+            if db is None:
+                db = sqlite3.connect(":memory:", isolation_level=None)
+                db.execute("BEGIN")
+                _create_schema(db)
+            try:
                 yield db
             finally:
                 db.close()
@@ -323,16 +328,14 @@ class FaceDatabase:
                 raise FileNotFoundError(f"{self.path}: the folder {folder} does not exist")
             db = _connect(self.path)
             try:
+                _check_schema(self.path, db)  # before anything is changed in a file that may not be ours
+                if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    db.execute("PRAGMA journal_mode = WAL")
                 db.execute("BEGIN IMMEDIATE")
                 if db.execute("PRAGMA user_version").fetchone()[0] == 0:
                     if db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
                         raise ValueError(f"{self.path}: an SQLite file, but not a tinyconv face database")
-                    for statement in SCHEMA.split(";"):
-                        if statement.strip():
-                            db.execute(statement)
-                    db.executemany("INSERT INTO meta VALUES (?, ?)",
-                                   [("format", FORMAT), ("model", ""), ("preprocess", "")])
-                    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                    _create_schema(db)
                 _check_schema(self.path, db)
                 yield db
                 db.execute("COMMIT")
@@ -359,10 +362,17 @@ class FaceDatabase:
 def _connect(path):
     db = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None)  # transactions are explicit
     db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
-    if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-        db.execute("PRAGMA journal_mode = WAL")
-    db.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: a crash loses no committed transaction's integrity
+    db.execute("PRAGMA synchronous = NORMAL")  # WAL: a killed process loses no commit; power loss maybe the last
     return db
+
+
+def _create_schema(db):
+    """Inside a transaction: the tables, the meta rows, and the schema version."""
+    for statement in SCHEMA.split(";"):
+        if statement.strip():
+            db.execute(statement)
+    db.executemany("INSERT INTO meta VALUES (?, ?)", [("format", FORMAT), ("model", ""), ("preprocess", "")])
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
 def _check_file(path):
