@@ -55,7 +55,7 @@ def load_image(path, data=None, max_pixels=None):
         with Image.open(path if data is None else io.BytesIO(data)) as im:
             if max_pixels is not None and im.width * im.height > max_pixels:
                 raise ValueError(f"{path}: too large ({im.width} x {im.height} pixels; the limit is "
-                                 f"{max_pixels / 1e6:.0f} megapixels)")
+                                 f"{max_pixels / 1e6:g} megapixels)")
             im.load()
             return np.asarray(im.convert("RGB"), dtype=np.uint8)
     except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as e:

@@ -2,7 +2,7 @@
 
 Chinese whispers (Biemann 2006; dlib's `chinese_whispers`, which dlib uses to cluster faces): link every two
 faces whose distance is below the threshold; each face starts in its own group; then, in random order, every face
-joins the group most of its neighbours (itself included) belong to, until no face moves. The number of groups is
+joins the group most of its neighbours belong to, until no face moves. The number of groups is
 not given in advance, and faces linked to nothing stay alone.
 
 Measures against known identities (labels): pairwise precision (of the pairs put in one cluster, the fraction of
@@ -41,8 +41,12 @@ def links(encodings, threshold, block=2048):
 
 
 def chinese_whispers(n, pairs, iterations=100, seed=0):
-    """Cluster labels (n,) int64 of a graph of n nodes with undirected edges `pairs` (2, m); 0 = largest cluster."""
-    i, j = np.concatenate([pairs[0], pairs[1], np.arange(n)]), np.concatenate([pairs[1], pairs[0], np.arange(n)])
+    """Cluster labels (n,) int64 of a graph of n nodes with undirected edges `pairs` (2, m); 0 = largest cluster.
+
+    A node joins the label most frequent among its neighbours; on a tie it keeps its own if it is one of them,
+    else takes one of them at random (dlib's fixed tie-break can leave a chain of three split).
+    """
+    i, j = np.concatenate([pairs[0], pairs[1]]), np.concatenate([pairs[1], pairs[0]])
     order = np.argsort(i, kind="stable")
     starts = np.searchsorted(i[order], np.arange(n + 1))
     neighbours = j[order]
@@ -52,10 +56,12 @@ def chinese_whispers(n, pairs, iterations=100, seed=0):
         moved = 0
         for node in rng.permutation(n):
             around = labels[neighbours[starts[node]:starts[node + 1]]]
+            if not len(around):
+                continue
             values, counts = np.unique(around, return_counts=True)
-            best = values[np.argmax(counts)]
-            if best != labels[node]:
-                labels[node] = best
+            best = values[counts == counts.max()]
+            if labels[node] not in best:
+                labels[node] = best[rng.integers(len(best))]
                 moved += 1
         if not moved:
             break
