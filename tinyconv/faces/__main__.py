@@ -245,7 +245,7 @@ def run_index(args):
             client.close()
     total = db.counts()
     if total["faces"] >= SWITCH and hnsw_available():
-        update_hnsw(db, *db.faces())
+        update_hnsw(db)
     seconds = max(counts["seconds"], 1e-9)
     print(f"indexed {counts['photos']} photos ({counts['faces']} faces) in {counts['seconds']:.1f} s: "
           f"{counts['photos'] / seconds:.2f} photos/s, {counts['faces'] / seconds:.2f} faces/s; "

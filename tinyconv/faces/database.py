@@ -133,6 +133,11 @@ class FaceDatabase:
         keep = np.isfinite(encodings).all(axis=1)
         return ids[keep], encodings[keep]
 
+    def face_ids(self):
+        """The ids (n,) int64 of every face."""
+        with self._reading() as db:
+            return np.array([i for i, in db.execute("SELECT id FROM faces")], dtype=np.int64)
+
     def face_records(self, ids):
         """face id -> dict(photo, box, person name or None, cluster) for the given ids."""
         ids = [int(i) for i in ids]

@@ -8,6 +8,7 @@ labelled by face id, and brought up to date (new faces added, deleted ones marke
 """
 import numpy as np
 
+from tinyconv.faces.database import DIM
 from tinyconv.files import atomic_write
 
 SWITCH = 200_000       # faces; see benchmarks/bench_search.py and the README
@@ -34,7 +35,7 @@ def hnsw_index(encodings, labels, m=M, ef_construction=EF_CONSTRUCTION, ef=EF):
     """A new hnswlib index (L2) of `encodings` (n, 128) labelled `labels` (n,)."""
     import hnswlib
 
-    index = hnswlib.Index(space="l2", dim=encodings.shape[1])
+    index = hnswlib.Index(space="l2", dim=DIM)
     index.init_index(max_elements=max(len(encodings), 1), M=m, ef_construction=ef_construction)
     if len(encodings):
         index.add_items(encodings, labels)
@@ -54,17 +55,19 @@ class FaceSearch:
     """The faces of a FaceDatabase, ready for k-nearest queries. `method`: "auto", "exact" or "hnsw"."""
 
     def __init__(self, db, method="auto"):
-        self.db = db
-        self.ids, self.encodings = db.faces()
         if method == "auto":
-            method = "hnsw" if len(self.ids) >= SWITCH and hnsw_available() else "exact"
+            method = "hnsw" if db.counts()["faces"] >= SWITCH and hnsw_available() else "exact"
         self.method = method
-        self.index = update_hnsw(db, self.ids, self.encodings) if method == "hnsw" else None
+        if method == "hnsw":
+            self.index = update_hnsw(db)
+        else:
+            self.index = None
+            self.ids, self.encodings = db.faces()
 
     def nearest(self, queries, k):
         """-> (face ids (q, k'), distances (q, k')), nearest first; k' = min(k, number of faces)."""
         queries = np.atleast_2d(np.asarray(queries, np.float32))
-        k = min(k, len(self.ids))
+        k = min(k, len(self.ids) if self.index is None else self.index.get_current_count())
         if k == 0:
             return np.empty((len(queries), 0), np.int64), np.empty((len(queries), 0), np.float32)
         if self.index is None:
@@ -75,34 +78,38 @@ class FaceSearch:
         return labels.astype(np.int64), np.sqrt(np.maximum(squared, 0))
 
 
-def update_hnsw(db, ids, encodings):
-    """Load `<db>.hnsw` (or start one), add the faces it lacks, mark the deleted ones, save it; return it."""
+def update_hnsw(db):
+    """Load `<db>.hnsw` (or build it), add the faces it lacks, mark the deleted ones, save it; return it.
+
+    Face ids only grow, so the faces it lacks are those above its largest label: only they are read.
+    """
     import hnswlib
 
     path = db.path.with_name(db.path.name + ".hnsw")
     index = None
     if path.is_file():
-        index = hnswlib.Index(space="l2", dim=encodings.shape[1])
+        index = hnswlib.Index(space="l2", dim=DIM)
         try:
-            index.load_index(str(path), max_elements=len(ids))
-        except RuntimeError:  # damaged or from another layout: it is only an index, build it again
+            index.load_index(str(path))
+        except RuntimeError:  # damaged, or another layout: it is only an index, build it again
             index = None
     if index is None:
-        index = hnsw_index(encodings, ids)
-        changed = True
+        ids, encodings = db.faces()
+        index, changed = hnsw_index(encodings, ids), True
     else:
         present = np.array(index.get_ids_list(), dtype=np.int64)
-        new = ~np.isin(ids, present)
-        gone = present[~np.isin(present, ids)]
-        changed = bool(new.any() or len(gone))
-        if new.any():
-            index.resize_index(max(index.get_max_elements(), index.get_current_count() + int(new.sum())))
-            index.add_items(encodings[new], ids[new])
-        for label in gone:
+        ids, encodings = db.faces("id > ?", (int(present.max()) if len(present) else 0,))
+        if len(ids):
+            index.resize_index(index.get_current_count() + len(ids))
+            index.add_items(encodings, ids)
+        marked = 0
+        for label in np.setdiff1d(present, db.face_ids()):
             try:
                 index.mark_deleted(int(label))
-            except RuntimeError:  # already marked
+                marked += 1
+            except RuntimeError:  # marked already
                 pass
+        changed = bool(len(ids) or marked)
     if changed:
         with atomic_write(path) as tmp:
             index.save_index(str(tmp))
