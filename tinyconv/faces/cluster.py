@@ -11,33 +11,23 @@ recall and F (Amigo et al. 2009: the same per face, averaged over faces).
 """
 import numpy as np
 
-from tinyconv.faces.search import SWITCH, exact_nearest, hnsw_available, hnsw_index
-
-NEIGHBOURS = 64  # beyond SWITCH faces, each face is linked only among its 64 nearest (HNSW)
-
 
 def links(encodings, threshold, block=2048):
-    """The pairs (i, j), i < j, of unit encodings (n, 128) closer than `threshold` -> (2, m) int64 array."""
+    """The pairs (i, j), i < j, of unit encodings (n, 128) closer than `threshold` -> (2, m) int64 array.
+
+    Exact, in blocks of rows (memory: block x n similarities). Clustering compares every face with every other,
+    where one pass of matrix products beats building an HNSW graph at every size bench_search.py measured
+    (100k faces: about 1.3e12 multiply-adds, some seconds, against minutes to build the graph).
+    """
     n = len(encodings)
-    if n >= SWITCH and hnsw_available():
-        k = min(NEIGHBOURS, n)
-        labels, squared = hnsw_index(encodings, np.arange(n), ef=max(100, k)).knn_query(encodings, k=k)
-        rows = np.repeat(np.arange(n), k)
-        keep = (np.sqrt(np.maximum(squared.ravel(), 0)) < threshold) & (rows < labels.ravel())
-        return np.stack([rows[keep], labels.ravel()[keep].astype(np.int64)])
-    if n >= SWITCH:  # no hnswlib: exact nearest neighbours, still bounded in memory
-        rows, dist = exact_nearest(encodings, encodings, min(NEIGHBOURS, n))
-        i = np.repeat(np.arange(n), rows.shape[1])
-        keep = (dist.ravel() < threshold) & (i < rows.ravel())
-        return np.stack([i[keep], rows.ravel()[keep]])
     min_sim = 1 - threshold ** 2 / 2  # |a - b| < t  <=>  a.b > 1 - t^2 / 2 for unit vectors
-    pairs = []
+    pairs = [np.empty((2, 0), np.int64)]
     for start in range(0, n, block):
         sims = encodings[start:start + block] @ encodings.T
         i, j = np.nonzero(sims > min_sim)
         i += start
-        pairs.append(np.stack([i[i < j], j[i < j]]))
-    return np.concatenate(pairs, axis=1) if pairs else np.empty((2, 0), np.int64)
+        pairs.append(np.stack([i[i < j], j[i < j]]).astype(np.int64))
+    return np.concatenate(pairs, axis=1)
 
 
 def chinese_whispers(n, pairs, iterations=100, seed=0):
