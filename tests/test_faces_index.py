@@ -13,11 +13,12 @@ import pytest
 from PIL import Image
 
 from tinyconv.faces import FaceDatabase
-from tinyconv.faces import index as indexing
 from tinyconv.faces.__main__ import main
 from tinyconv.faces.cluster import bcubed_scores, chinese_whispers, cluster_faces, pairwise_scores
 from tinyconv.faces.index import Region, index_photos
+from tinyconv.faces.recognition import identify
 from tinyconv.faces.search import FaceSearch, exact_nearest, hnsw_available
+from tinyconv.models.facenet import facenet
 from tinyconv.tensor import Tensor
 
 
@@ -54,6 +55,7 @@ def make_photos(folder, n, seed=0, size=32):
 
 
 def test_index_reports_bad_files_stores_faces_and_resumes(tmp_path, monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 30_000)  # huge.png below is then a decompression bomb
     photos = tmp_path / "photos"
     make_photos(photos, 3)
     make_photos(photos / "sub", 2, seed=1)
@@ -61,14 +63,13 @@ def test_index_reports_bad_files_stores_faces_and_resumes(tmp_path, monkeypatch)
     (photos / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
     Image.new("RGB", (300, 200)).save(photos / "huge.png")
     (photos / ".hidden.png").write_bytes((photos / "p000.png").read_bytes())
-    monkeypatch.setattr(indexing, "MAX_PIXELS", 50_000)
     db, lines = FaceDatabase(tmp_path / "faces.db"), []
     counts = index_photos(db, [photos], pixel_model, "course", detector=halves, report=lines.append, quiet=True)
     assert counts["photos"] == 5 and counts["faces"] == 10 and counts["problems"] == 3
     assert len(lines) == 3 and all("\n" not in line for line in lines)
     assert any("notes.jpg: not a readable image" in line for line in lines)
     assert any("gone.jpg: unreadable" in line for line in lines)
-    assert any("huge.png: too large (300 x 200 pixels" in line for line in lines)
+    assert any("huge.png: 60000 pixels, over Pillow's decompression-bomb limit" in line for line in lines)
     assert db.counts() == {"people": 0, "faces": 10, "unnamed": 10, "photos": 5, "errors": 2}
     with sqlite3.connect(db.path) as con:
         x0, x1, marks = con.execute("SELECT x0, x1, landmarks FROM faces WHERE photo LIKE '%sub/p001.png' "
@@ -233,11 +234,16 @@ def test_index_search_cluster_name_identify_on_lfw_people(lfw_people, tmp_path, 
     assert status == 0 and "3 faces" in out
     assert FaceDatabase(db).names() == ["Colin Powell"] and FaceDatabase(db).counts()["unnamed"] == 6
     assert FaceSearch(FaceDatabase(db)).method == "exact"
+    (match,) = identify(queries["Colin_Powell"], FaceDatabase(db), facenet())   # identify knows him now
+    assert match.known and match.nearest == "Colin Powell"
 
     for argv in [("name", powell, "Someone", "--db", db), ("name", "x7", "Someone", "--db", db),
                  ("name", "99", "Someone", "--db", db), ("name", "1", "bad\nname", "--db", db),
-                 ("cluster", "--threshold", "nan", "--db", db), ("search", folder / "nope.jpg", "--db", db)]:
+                 ("search", folder / "nope.jpg", "--db", db)]:
         status, _, err = run(capsys, *argv)
         assert status == 1 and err.startswith("error: ") and err.count("\n") == 1, (argv, err)
+    with pytest.raises(SystemExit) as usage:
+        main(["cluster", "--threshold", "nan", "--db", str(db)])
+    assert usage.value.code == 2
     status, out, _ = run(capsys, "search", queries["Serena_Williams"], "--db", db, "--threshold", "0.2")
     assert status == 3 and out == ""

@@ -176,11 +176,13 @@ class FaceDatabase:
         return dict(rows)
 
     # ----- changes (each one transaction) -----------------------------------------------------------------------
-    def enroll(self, name, images, model, preprocess=None):
+    def enroll(self, name, images, model, preprocess=None, pick="one"):
         """Add the encodings of `images` (paths or uint8 arrays; one for one-shot, or several) to `name`.
 
         preprocess: the database's own when it has one (another one is refused); else this one, or
-        `tinyconv.faces.thresholds.DEFAULT_PREPROCESS`. Every image is encoded before anything changes.
+        `tinyconv.faces.thresholds.DEFAULT_PREPROCESS` (detection). Every image is encoded before anything
+        changes: an image with no face, or with several faces when pick is "one" (pick="largest" takes the
+        largest), is a ValueError naming it, and nothing is enrolled.
         """
         _check_name(name)
         images = list(images)
@@ -190,7 +192,7 @@ class FaceDatabase:
         parse_preprocessing(preprocess)
         fingerprint = model_fingerprint(model)
         self._check(fingerprint, preprocess)   # fail early; checked again inside the transaction
-        encodings = encode(model, images, preprocess)
+        encodings = encode(model, images, preprocess, pick=pick)
         _check_finite(encodings, f"enroll {name!r}")
         now = time.time()
         with self._writing() as db:

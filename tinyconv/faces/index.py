@@ -10,11 +10,12 @@ run skips every photo whose SHA-256 is already stored.
 
 The faces of a photo come from a `detector`: a function (H, W, 3) uint8 image -> list of (face, crop), where
 face has `.box` (x0, y0, x1, y1) in pixels and `.landmarks` ((5, 2) or None), and crop is the image the network
-reads. The default treats the whole photo as one face, which is right for photos that are already face crops
-(LFW, the course's images) with a "-crop" preprocessing.
+reads. The default is the preprocessing's own: MTCNN and FaceNet's crop for "mtcnn", else the one central box of
+photos that are face crops already (LFW with "standardize-crop150", the course's images with "course").
 """
 import concurrent.futures
 import hashlib
+import io
 import os
 from collections import namedtuple
 from pathlib import Path
@@ -22,27 +23,37 @@ from pathlib import Path
 import numpy as np
 
 from tinyconv.faces.encoding import encode, model_fingerprint
+from tinyconv.faces.preprocess import all_faces, detect, facenet_crop, parse_preprocessing
 from tinyconv.files import load_image
 from tinyconv.progress import Progress
-
-MAX_PIXELS = 100_000_000  # larger photos are reported and skipped (decoding one takes gigabytes)
 
 Region = namedtuple("Region", "box score landmarks")  # a face: box (x0, y0, x1, y1) pixels, score, (5, 2) or None
 Result = namedtuple("Result", "faces fingerprint error")  # faces: list of (encoding, box, landmarks)
 
 
-def whole_image(image):
-    """The detector for photos that are face crops already: one face, the whole image."""
-    h, w = image.shape[:2]
-    return [(Region((0.0, 0.0, float(w), float(h)), 1.0, None), image)]
+def preprocessing_detector(image, preprocess):
+    """The faces a preprocessing sees: MTCNN's, with FaceNet's crop, for "mtcnn"; else the one central box."""
+    if parse_preprocessing(preprocess).mode == "mtcnn":
+        return [(face, facenet_crop(image, face)) for face in detect(image)]
+    return [(Region(tuple(face.box), 1.0, None), face.pixels) for face in all_faces(image, preprocess)]
 
 
-def encode_faces(image, model, preprocess, detector=None):
-    """All faces of one (H, W, 3) uint8 image -> list of (encoding (128,), box, landmarks or None)."""
-    found = (detector or whole_image)(image)
+def crop_preprocessing(preprocess):
+    """How the network reads a detector's crops: the scaling of `preprocess` (standardize for mtcnn) and its
+    -flip, with no further crop or detection."""
+    mode, _, flip = parse_preprocessing(preprocess)
+    return ("standardize" if mode == "mtcnn" else mode) + ("-flip" if flip else "")
+
+
+def faces_and_encodings(image, model, preprocess, detector=None):
+    """All faces of one (H, W, 3) uint8 image -> list of (encoding (128,), box, landmarks or None).
+
+    detector: image -> list of (face, crop) (module doc); default: the preprocessing's own.
+    """
+    found = detector(image) if detector is not None else preprocessing_detector(image, preprocess)
     if not found:
         return []
-    encodings = encode(model, [crop for _, crop in found], preprocess)
+    encodings = encode(model, [crop for _, crop in found], crop_preprocessing(preprocess))
     return [(e, tuple(float(v) for v in face.box), None if face.landmarks is None else np.asarray(face.landmarks))
             for e, (face, _) in zip(encodings, found)]
 
@@ -59,10 +70,10 @@ def analyse(name, data, load_model, preprocess, detector=None):
         _loaded[key] = (model, model_fingerprint(model))
     model, fingerprint = _loaded[key]
     try:
-        image = load_image(name, data, MAX_PIXELS)
+        image = load_image(name, data)
     except ValueError as e:
         return Result([], fingerprint, str(e))
-    return Result(encode_faces(image, model, preprocess, detector), fingerprint, None)
+    return Result(faces_and_encodings(image, model, preprocess, detector), fingerprint, None)
 
 
 def photo_files(folders):
@@ -116,7 +127,7 @@ def index_photos(db, folders, load_model, preprocess, workers=1, executor=None, 
     own = executor is None
     if own:
         executor = InProcess() if workers == 1 else concurrent.futures.ProcessPoolExecutor(workers)
-    meter = Progress(len(todo), "indexing", unit="photos", stream=open(os.devnull, "w") if quiet else None)
+    meter = Progress(len(todo), "indexing", unit="photos", stream=io.StringIO() if quiet else None)
     pending, queue = {}, iter(todo)
     try:
         _feed(executor, pending, queue, 2 * max(workers, 1), load_model, preprocess, detector, report, counts)

@@ -19,8 +19,9 @@ thresholds fall within 0.01 of it. The course's 0.7 suits its own 96 px face cro
 (camera_2 is 1.01 from kian, which an LFW threshold of ~1.1 would let in), so plain "course" keeps it.
 """
 COURSE_THRESHOLD = 0.7  # the course's threshold, for its 96 px face crops
+FALSE_ACCEPT_RATE = 0.001  # the "strict" threshold of an evaluation accepts at most this share of strangers
 
-DEFAULT_PREPROCESS = "standardize-crop150"  # the best on LFW above
+DEFAULT_PREPROCESS = "mtcnn-flip"  # detection: the best on LFW above
 
 THRESHOLDS = {
     "course": COURSE_THRESHOLD,
@@ -30,11 +31,18 @@ THRESHOLDS = {
 }
 
 
+def same_person(distance, threshold):
+    """The one decision rule everywhere (verify, who_is_it, identify, LFW): same person iff distance < threshold."""
+    return distance < threshold
+
+
 def default_threshold(preprocess):
-    """The threshold for `preprocess`: measured above, else the default preprocessing's (0.7 for course-*)."""
-    if preprocess in THRESHOLDS:
-        return THRESHOLDS[preprocess]
-    return COURSE_THRESHOLD if preprocess.startswith("course") else THRESHOLDS[DEFAULT_PREPROCESS]
+    """The threshold for `preprocess`: measured above (a "-flip" variant not measured takes its base's), else
+    the course's 0.7 for course-*, else standardize-crop150's."""
+    for name in (preprocess, preprocess.removesuffix("-flip")):
+        if name in THRESHOLDS:
+            return THRESHOLDS[name]
+    return COURSE_THRESHOLD if preprocess.startswith("course") else THRESHOLDS["standardize-crop150"]
 
 
 def cluster_threshold(preprocess):
