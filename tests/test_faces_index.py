@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from tinyconv.faces import FaceDatabase
+from tinyconv.faces import __main__ as faces_cli
 from tinyconv.faces.__main__ import main
 from tinyconv.faces.cluster import bcubed_scores, chinese_whispers, cluster_faces, pairwise_scores
 from tinyconv.faces.index import Region, index_photos
@@ -215,8 +216,10 @@ def run(capsys, *argv):
     return status, out, err
 
 
-def test_index_search_cluster_name_identify_on_lfw_people(lfw_people, tmp_path, capsys):
+def test_index_search_cluster_name_identify_on_lfw_people(lfw_people, tmp_path, capsys, monkeypatch):
     folder, queries = lfw_people
+    network = facenet()
+    monkeypatch.setattr(faces_cli, "facenet", lambda weights=None: network)  # load the network once, not per command
     db = tmp_path / "faces.db"
     status, out, err = run(capsys, "index", folder, "--db", db, "--preprocess", "standardize-crop150")
     assert status == 0 and "indexed 9 photos (9 faces)" in out
@@ -234,7 +237,7 @@ def test_index_search_cluster_name_identify_on_lfw_people(lfw_people, tmp_path, 
     assert status == 0 and "3 faces" in out
     assert FaceDatabase(db).names() == ["Colin Powell"] and FaceDatabase(db).counts()["unnamed"] == 6
     assert FaceSearch(FaceDatabase(db)).method == "exact"
-    (match,) = identify(queries["Colin_Powell"], FaceDatabase(db), facenet())   # identify knows him now
+    (match,) = identify(queries["Colin_Powell"], FaceDatabase(db), network)   # identify knows him now
     assert match.known and match.nearest == "Colin Powell"
 
     for argv in [("name", powell, "Someone", "--db", db), ("name", "x7", "Someone", "--db", db),
