@@ -107,7 +107,7 @@ def slow(image):
     time.sleep(0.3)
     return halves(image)
 
-index_photos(FaceDatabase({db!r}), [{photos!r}], pixel_model, "course", detector=slow, quiet=True)
+index_photos(FaceDatabase({db!r}), [{photos!r}], pixel_model, "course", detector=slow, quiet=True, batch=1)
 """
 
 

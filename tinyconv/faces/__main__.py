@@ -109,6 +109,9 @@ def build_parser():
     cmd.add_argument("--preprocess", help=PREPROCESS_HELP + f". Default: the database's own, or "
                                                             f"{DEFAULT_PREPROCESS} for a new database")
     cmd.add_argument("--workers", type=positive_int, default=1, metavar="N", help="processes on this machine")
+    cmd.add_argument("--batch", type=positive_int, default=8, metavar="B",
+                     help="photos per task: their faces go through the network together (faster); an "
+                          "interruption loses at most the tasks in flight")
     cmd.add_argument("--dask", metavar="ADDRESS",
                      help="run detection and encoding on this Dask scheduler (e.g. tcp://10.0.0.5:8786); needs "
                           "the extra tinyconv[dask] here and tinyconv on the workers (README: Dask)")
@@ -246,7 +249,7 @@ def run_index(args):
         executor = client.get_executor(pure=False)
     try:
         counts = index_photos(db, args.folders, load, preprocess, workers, executor,
-                              report=lambda line: print(line, file=sys.stderr))
+                              report=lambda line: print(line, file=sys.stderr), batch=args.batch)
     finally:
         if args.dask:
             client.close()

@@ -50,30 +50,45 @@ def faces_and_encodings(image, model, preprocess, detector=None):
 
     detector: image -> list of (face, crop) (module doc); default: the preprocessing's own.
     """
-    found = detector(image) if detector is not None else preprocessing_detector(image, preprocess)
-    if not found:
-        return []
-    encodings = encode(model, [crop for _, crop in found], crop_preprocessing(preprocess))
-    return [(e, tuple(float(v) for v in face.box), None if face.landmarks is None else np.asarray(face.landmarks))
-            for e, (face, _) in zip(encodings, found)]
+    return _encode_found([_found(image, preprocess, detector)], model, preprocess)[0]
 
 
 _loaded = {}  # per process: repr(load_model) -> (model, fingerprint), so each worker loads its network once
 
 
-def analyse(name, data, load_model, preprocess, detector=None):
-    """One photo's bytes -> Result. A photo that cannot be read (not an image, too large) is a Result with an
-    error, not an exception; `load_model()` is called once per process (it fetches the weights if needed)."""
+def analyse(photos, load_model, preprocess, detector=None):
+    """Photos [(name, bytes), ...] -> [Result, ...]; the faces of all of them go through the network as one batch
+    (8 photos at once take a quarter of the time of 8 one by one). A photo that cannot be read (not an image, a
+    decompression bomb) is a Result with an error, not an exception. `load_model()` is called once per process
+    (it fetches the weights if needed)."""
     key = repr(load_model)
     if key not in _loaded:
         model = load_model()
         _loaded[key] = (model, model_fingerprint(model))
     model, fingerprint = _loaded[key]
-    try:
-        image = load_image(name, data)
-    except ValueError as e:
-        return Result([], fingerprint, str(e))
-    return Result(faces_and_encodings(image, model, preprocess, detector), fingerprint, None)
+    found, errors = [], []
+    for name, data in photos:
+        try:
+            found.append(_found(load_image(name, data), preprocess, detector))
+            errors.append(None)
+        except ValueError as e:
+            found.append([])
+            errors.append(str(e))
+    return [Result(faces, fingerprint, error) for faces, error in zip(_encode_found(found, model, preprocess),
+                                                                          errors)]
+
+
+def _found(image, preprocess, detector):
+    return detector(image) if detector is not None else preprocessing_detector(image, preprocess)
+
+
+def _encode_found(found, model, preprocess):
+    """Lists of (face, crop) of several images -> lists of (encoding, box, landmarks), one network batch."""
+    crops = [crop for faces in found for _, crop in faces]
+    encodings = iter(encode(model, crops, crop_preprocessing(preprocess)) if crops else [])
+    return [[(next(encodings), tuple(float(v) for v in face.box),
+              None if face.landmarks is None else np.asarray(face.landmarks)) for face, _ in faces]
+            for faces in found]
 
 
 def photo_files(folders):
@@ -102,10 +117,12 @@ class InProcess(concurrent.futures.Executor):
 
 
 def index_photos(db, folders, load_model, preprocess, workers=1, executor=None, detector=None, report=print,
-                 quiet=False):
+                 quiet=False, batch=8):
     """Analyse every new photo under `folders` and store its faces in `db`. Returns a dict of counts.
 
     executor: where `analyse` runs (default: this process for workers=1, else a pool of `workers` processes).
+    batch: photos per task (their faces share one network batch); each photo is still written in its own
+    transaction as soon as its task is back, so an interruption loses at most the tasks in flight.
     report(line) is called once for each file skipped with a problem. Progress goes to stderr unless `quiet`.
     """
     db.check_preprocessing(preprocess)
@@ -130,21 +147,23 @@ def index_photos(db, folders, load_model, preprocess, workers=1, executor=None, 
     meter = Progress(len(todo), "indexing", unit="photos", stream=io.StringIO() if quiet else None)
     pending, queue = {}, iter(todo)
     try:
-        _feed(executor, pending, queue, 2 * max(workers, 1), load_model, preprocess, detector, report, counts)
+        feed = (executor, pending, queue, 2 * max(workers, 1), batch, load_model, preprocess, detector, report,
+                counts)
+        _feed(*feed)
         while pending:
             done, _ = concurrent.futures.wait(pending, return_when=concurrent.futures.FIRST_COMPLETED)
             for future in done:
-                path, sha = pending.pop(future)
-                result = future.result()
-                if result.error:
-                    db.add_failure(path, sha, result.error)
-                    report(f"skipped {result.error}")
-                    counts["problems"] += 1
-                else:
-                    counts["faces"] += db.add_photo(path, sha, result.fingerprint, preprocess, result.faces)
-                    counts["photos"] += 1
-                meter.update(1, f"{counts['faces']} faces, {counts['faces'] / max(meter.elapsed, 1e-9):.1f} faces/s")
-            _feed(executor, pending, queue, 2 * max(workers, 1), load_model, preprocess, detector, report, counts)
+                for (path, sha), result in zip(pending.pop(future), future.result()):
+                    if result.error:
+                        db.add_failure(path, sha, result.error)
+                        report(f"skipped {result.error}")
+                        counts["problems"] += 1
+                    else:
+                        counts["faces"] += db.add_photo(path, sha, result.fingerprint, preprocess, result.faces)
+                        counts["photos"] += 1
+                    meter.update(1, f"{counts['faces']} faces, "
+                                    f"{counts['faces'] / max(meter.elapsed, 1e-9):.1f} faces/s")
+            _feed(*feed)
     finally:
         meter.close()
         if own:
@@ -153,17 +172,23 @@ def index_photos(db, folders, load_model, preprocess, workers=1, executor=None, 
     return counts
 
 
-def _feed(executor, pending, queue, window, load_model, preprocess, detector, report, counts):
-    """Keep `window` photos in flight; each is read (and hashed again, in case it changed) just before it goes."""
+def _feed(executor, pending, queue, window, batch, load_model, preprocess, detector, report, counts):
+    """Keep `window` tasks of `batch` photos in flight; each photo is read (and hashed again, in case it changed)
+    just before it goes."""
     while len(pending) < window:
-        path = next(queue, None)
-        if path is None:
+        photos, keys = [], []
+        while len(photos) < batch:
+            path = next(queue, None)
+            if path is None:
+                break
+            try:
+                data = path.read_bytes()
+            except OSError as e:
+                report(f"skipped {path}: unreadable ({e.strerror or e})")
+                counts["problems"] += 1
+                continue
+            photos.append((str(path), data))
+            keys.append((path, hashlib.sha256(data).hexdigest()))
+        if not photos:
             return
-        try:
-            data = path.read_bytes()
-        except OSError as e:
-            report(f"skipped {path}: unreadable ({e.strerror or e})")
-            counts["problems"] += 1
-            continue
-        future = executor.submit(analyse, str(path), data, load_model, preprocess, detector)
-        pending[future] = (path, hashlib.sha256(data).hexdigest())
+        pending[executor.submit(analyse, photos, load_model, preprocess, detector)] = keys
