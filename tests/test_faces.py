@@ -8,9 +8,11 @@ from tinyconv import Tensor, no_grad
 from tinyconv.faces import FaceDatabase, database, encode, img_to_encoding, triplet_loss, verify, who_is_it
 from tinyconv.faces.annotate import UNKNOWN, draw_faces
 from tinyconv.faces.encoding import encode_views, model_fingerprint
-from tinyconv.faces.preprocess import load_face, parse_preprocessing, prewhiten
+from tinyconv.faces.detect import detect_faces
+from tinyconv.faces.preprocess import detect, load_face, parse_preprocessing, prewhiten
 from tinyconv.faces.recognition import identify
 from tinyconv.faces.thresholds import DEFAULT_PREPROCESS, default_threshold
+from tinyconv.files import load_image
 from tinyconv.models.facenet import facenet
 
 COURSE_DATABASE = ["danielle", "younes", "tian", "andrew", "kian", "dan", "sebastiano", "bertrand", "kevin", "felix",
@@ -285,3 +287,15 @@ def test_an_image_without_a_face_is_a_clear_error(course_default, tmp_path):
             img_to_encoding(tmp_path / name, model)
         with pytest.raises(ValueError, match=f"{name}: no face found"):
             verify(tmp_path / name, "younes", database, model)
+
+
+def test_tight_crops_are_found_after_padding(shared, course_default):
+    # the central 64 px of a deep-funneled LFW image: the face fills the frame and MTCNN alone misses it
+    rgb = load_image(shared / "data" / "faces" / "lfw" / "lfw-deepfunneled" / "Dale_Bosworth" / "Dale_Bosworth_0001.jpg")
+    tight = np.ascontiguousarray(rgb[93:157, 93:157])
+    assert detect_faces(tight) == []
+    (face,) = detect(tight)
+    x0, y0, x1, y1 = face.box
+    assert x0 < 24 < 40 < x1 and y0 < 24 < 40 < y1 and 48 < x1 - x0 < 160  # the face around the crop's centre
+    both, _, found = encode_views(course_default[0], [tight, np.full((64, 64, 3), 9, np.uint8)], fallback=True)
+    assert list(found) == [True, False]  # evaluate's fallback: the uniform image is cut at its centre, and counted
