@@ -4,7 +4,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from PIL import Image
 from tinyconv.faces import FaceDatabase
 from tinyconv.faces import __main__ as faces_cli
 from tinyconv.faces.__main__ import main
-from tinyconv.faces.cluster import bcubed_scores, chinese_whispers, cluster_faces, pairwise_scores
+from tinyconv.faces.cluster import bcubed_scores, chinese_whispers, pairwise_scores
 from tinyconv.faces.index import Region, index_photos
 from tinyconv.faces.recognition import identify
 from tinyconv.faces.search import FaceSearch, exact_nearest, hnsw_available
@@ -142,8 +141,8 @@ def test_index_on_a_dask_local_cluster(tmp_path):
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers cannot import this test file
     make_photos(tmp_path / "photos", 6)
     db = FaceDatabase(tmp_path / "faces.db")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-            distributed.Client(cluster) as client:
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
         counts = index_photos(db, [tmp_path / "photos"], pixel_model, "course", 2,
                               client.get_executor(pure=False), detector=halves, quiet=True)
     cloudpickle.unregister_pickle_by_value(sys.modules[__name__])

@@ -161,12 +161,12 @@ class FaceDatabase:
 
     def counts(self):
         """dict: people, faces, unnamed faces, photos indexed, photos in error."""
+        queries = {"people": "SELECT count(*) FROM people", "faces": "SELECT count(*) FROM faces",
+                   "unnamed": "SELECT count(*) FROM faces WHERE person IS NULL",
+                   "photos": "SELECT count(*) FROM photos WHERE status = 'ok'",
+                   "errors": "SELECT count(DISTINCT sha256) FROM photos WHERE status = 'error'"}
         with self._reading() as db:
-            one = lambda sql: db.execute(sql).fetchone()[0]  # noqa: E731
-            return {"people": one("SELECT count(*) FROM people"), "faces": one("SELECT count(*) FROM faces"),
-                    "unnamed": one("SELECT count(*) FROM faces WHERE person IS NULL"),
-                    "photos": one("SELECT count(*) FROM photos WHERE status = 'ok'"),
-                    "errors": one("SELECT count(DISTINCT sha256) FROM photos WHERE status = 'error'")}
+            return {key: db.execute(sql).fetchone()[0] for key, sql in queries.items()}
 
     def clusters(self):
         """cluster id -> number of unnamed faces in it, largest first."""

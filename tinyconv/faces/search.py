@@ -12,6 +12,8 @@ from the database plus one matrix product; HNSW, loading its graph plus one quer
 (loading the network and finding the faces take seconds) and not worth building a graph (75 s for 30k faces
 here); at 100k HNSW saves half a second (15%).
 """
+import importlib.util
+
 import numpy as np
 
 from tinyconv.faces.database import DIM
@@ -50,11 +52,8 @@ def hnsw_index(encodings, labels, m=M, ef_construction=EF_CONSTRUCTION, ef=EF):
 
 
 def hnsw_available():
-    try:
-        import hnswlib  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Is the optional hnswlib installed?"""
+    return importlib.util.find_spec("hnswlib") is not None
 
 
 class FaceSearch:
