@@ -32,8 +32,8 @@ TEMPLATE_112 = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.73
 @dataclass
 class Face:
     """One detected face. box: (x0, y0, x1, y1) float pixels; score: O-Net's face probability; landmarks: (5, 2)
-    float (x, y) of the left eye, right eye, nose, left mouth corner, right mouth corner (the person's left is on
-    the image's left here: left/right as seen in the image)."""
+    float (x, y) of the left eye, right eye, nose, left mouth corner, right mouth corner, left and right as seen in
+    the image (the "left eye" is the one nearer the image's left edge)."""
     box: np.ndarray
     score: float
     landmarks: np.ndarray
