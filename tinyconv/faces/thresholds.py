@@ -73,7 +73,10 @@ CLUSTER_RATIO = 0.80 / 1.106  # others: their verification threshold times crop1
 
 
 def cluster_threshold(preprocess):
-    """The distance below which `cluster` links two faces (table above; else CLUSTER_RATIO x verification's)."""
-    if preprocess in CLUSTER_THRESHOLDS:
-        return CLUSTER_THRESHOLDS[preprocess]
+    """The distance below which `cluster` links two faces: measured above (a variant with or without -flip
+    takes the measured one's), else CLUSTER_RATIO x the verification threshold."""
+    base = preprocess.removesuffix("-flip")
+    for name in (preprocess, base, base + "-flip"):
+        if name in CLUSTER_THRESHOLDS:
+            return CLUSTER_THRESHOLDS[name]
     return round(CLUSTER_RATIO * default_threshold(preprocess), 3)
