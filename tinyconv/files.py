@@ -6,6 +6,7 @@ interrupted run never leaves a half-written file and never destroys the previous
 Images are read through `load_image`, which turns every failure into one clear `ValueError` naming the file.
 """
 import contextlib
+import io
 import os
 import re
 import tempfile
@@ -42,22 +43,23 @@ def atomic_write(path, suffix=None):
         raise
 
 
-def load_image(path):
+def load_image(path, data=None):
     """Read an image file as an (H, W, 3) uint8 RGB array (grey and RGBA are converted; alpha is dropped).
 
-    16-bit images are scaled to 8 bits (value / 257), not clipped. Raises ValueError("<path>: ...") for a
-    missing, unreadable or non-image file, a directory, and an image over Pillow's decompression-bomb limit
-    (`PIL.Image.MAX_IMAGE_PIXELS`, about 89 million pixels; raise it to read larger images).
+    data: the file's bytes, already read (then `path` only names it in messages). 16-bit images are scaled to
+    8 bits (value / 257), not clipped. Raises ValueError("<path>: ...") for a missing, unreadable or non-image
+    file, a directory, and an image over Pillow's decompression-bomb limit (`PIL.Image.MAX_IMAGE_PIXELS`, about
+    89 million pixels; raise it to read larger images).
     """
     path = Path(path)
-    if path.is_dir():
+    if data is None and path.is_dir():
         raise ValueError(f"{path}: is a directory, not an image file")
-    if not path.is_file():
+    if data is None and not path.is_file():
         raise ValueError(f"{path}: no such image file")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
+            with Image.open(path if data is None else io.BytesIO(data)) as im:
                 im.load()
                 if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):  # 16-bit grey (Pillow reads it as int)
                     grey = np.rint(np.clip(np.asarray(im, dtype=np.float64), 0, 65535) / 257).astype(np.uint8)

@@ -6,7 +6,7 @@
     who_is_it(image_path, database, model)        -> (min_dist, identity)
     identify(photo, database, model)              -> [Match(box, nearest, distance, known)], every face
     triplet_loss(y_true, (anchor, positive, negative), alpha=0.2)
-    FaceDatabase(path)                            name -> encodings, in an HDF5 file
+    FaceDatabase(path)                            people, faces and photos, in an SQLite file
     detect_faces(image) -> [Face]; align(image, face); choose_face(faces, image_shape)   MTCNN (detect.py)
 Faces are found by MTCNN first (preprocessing "mtcnn-flip", the default); preprocess="course" is the course's own.
 Command line: python -m tinyconv.faces --help

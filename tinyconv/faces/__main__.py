@@ -1,31 +1,45 @@
-"""Command line: a face database (enrol, verify, identify, list, remove), the LFW benchmark, and fine-tuning.
+"""Command line: a face database (enrol, verify, identify, list, remove), photo collections (index, search,
+cluster, name), the LFW benchmark, and fine-tuning.
 
-    python -m tinyconv.faces enroll kian kian.jpg kian2.jpg --db faces.h5
-    python -m tinyconv.faces verify camera_2.jpg kian --db faces.h5
-    python -m tinyconv.faces identify group.jpg --db faces.h5 --annotate group-named.jpg
+    python -m tinyconv.faces enroll kian kian.jpg kian2.jpg --db faces.db
+    python -m tinyconv.faces verify camera_2.jpg kian --db faces.db
+    python -m tinyconv.faces identify group.jpg --db faces.db --annotate group-named.jpg
+    python -m tinyconv.faces index ~/Pictures --db faces.db --workers 2
+    python -m tinyconv.faces search party.jpg --db faces.db
+    python -m tinyconv.faces cluster --db faces.db
+    python -m tinyconv.faces name 3 ada --db faces.db
+    python -m tinyconv.faces migrate faces.h5 faces.db
     python -m tinyconv.faces evaluate --lfw ../shared/data/faces/lfw --plots plots/
     python -m tinyconv.faces train --lfw ../shared/data/faces/lfw --steps 50 -o facenet-tuned.h5
 
 Faces are found by the MTCNN detector (preprocessing mtcnn-flip, the default; see --preprocess of enroll).
 identify and verify print one line per face, PHOTO,x0,y0,x1,y1,NAME,DISTANCE (NAME "unknown" when the distance is
-not below the threshold). Exit status: 0 yes (a known face; verify: it is NAME), 3 no, 1 error, 2 usage.
+not below the threshold). search prints FACE,DISTANCE,x0,y0,x1,y1,PHOTO lines, cluster CLUSTER,FACES,PHOTO lines.
+Exit status: 0 yes (a known face; verify: it is NAME; search: a photo found), 3 no, 1 error, 2 usage.
 """
 import argparse
+import functools
 import inspect
 import math
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from tinyconv import weights
 from tinyconv.cli import NO, YES, HelpFormatter, nonnegative_float, nonnegative_int, positive_float, \
     positive_int, run_command
 from tinyconv.faces.annotate import annotate
-from tinyconv.faces.database import FaceDatabase
+from tinyconv.faces.cluster import cluster_faces
+from tinyconv.faces.database import FaceDatabase, migrate
+from tinyconv.faces.index import faces_and_encodings, index_photos
+from tinyconv.faces.search import SWITCH, FaceSearch, hnsw_available, update_hnsw
 from tinyconv.faces.evaluation import evaluate
 from tinyconv.faces.lfw import read_pairs
 from tinyconv.faces.preprocess import parse_preprocessing
 from tinyconv.faces.recognition import face_distances, identify, resolve_preprocessing
-from tinyconv.faces.thresholds import DEFAULT_PREPROCESS, THRESHOLDS, default_threshold, same_person
+from tinyconv.faces.thresholds import DEFAULT_PREPROCESS, THRESHOLDS, cluster_threshold, default_threshold, \
+    same_person
 from tinyconv.faces.train import people_images, save_fine_tuned, train
 from tinyconv.files import load_image
 from tinyconv.models.facenet import facenet
@@ -53,7 +67,7 @@ def build_parser():
                                      formatter_class=HelpFormatter, epilog=__doc__.split("\n", 2)[2])
     commands = parser.add_subparsers(dest="command", required=True)
     database = argparse.ArgumentParser(add_help=False)
-    database.add_argument("--db", default="faces.h5", help="face database file")
+    database.add_argument("--db", default="faces.db", help="face database file (SQLite)")
     model = argparse.ArgumentParser(add_help=False)
     model.add_argument("--weights", help="a tinyconv FaceNet weights file (default: the pretrained weights, "
                                          "fetched once)")
@@ -88,6 +102,37 @@ def build_parser():
     command("list", [database], run_list, help="the people in the database: NAME,ENCODINGS lines")
     cmd = command("remove", [database], run_remove, help="forget a person")
     cmd.add_argument("name", help="the person to forget")
+
+    cmd = command("index", [database, model], run_index,
+                  help="find, encode and store every face of the photos in folders (resumable)")
+    cmd.add_argument("folders", nargs="+", metavar="DIR", help="folders of photos (walked recursively)")
+    cmd.add_argument("--preprocess", help=PREPROCESS_HELP + f". Default: the database's own, or "
+                                                            f"{DEFAULT_PREPROCESS} for a new database")
+    cmd.add_argument("--workers", type=positive_int, default=1, metavar="N", help="processes on this machine")
+    cmd.add_argument("--batch", type=positive_int, default=8, metavar="B",
+                     help="photos per task: their faces go through the network together (faster); an "
+                          "interruption loses at most the tasks in flight")
+    cmd.add_argument("--dask", metavar="ADDRESS",
+                     help="run detection and encoding on this Dask scheduler (e.g. tcp://10.0.0.5:8786); needs "
+                          "the extra tinyconv[dask] here and tinyconv on the workers (README: Dask)")
+    cmd = command("search", [database, model, threshold], run_search,
+                  help="the indexed photos that show the person (or each person) in PHOTO, nearest first")
+    cmd.add_argument("photo", metavar="PHOTO", help="a photo of one or several people")
+    cmd.add_argument("--limit", type=positive_int, default=50, metavar="N", help="at most N photos per face")
+    cmd = command("cluster", [database], run_cluster, help="group the faces that have no name yet "
+                                                          "(Chinese whispers)")
+    cmd.add_argument("--threshold", type=positive_float,
+                     help="faces closer than this are linked (default: chosen on LFW for the preprocessing, "
+                          "tinyconv/faces/thresholds.py)")
+    cmd.add_argument("--min-faces", type=positive_int, default=2, metavar="K", help="list the clusters of K "
+                                                                                    "faces or more")
+    cmd = command("name", [database], run_name, help="turn cluster CLUSTER into the person NAME")
+    cmd.add_argument("cluster", metavar="CLUSTER", help="a cluster number printed by `cluster`")
+    cmd.add_argument("name", metavar="NAME", help="the person's name (new, or someone already known)")
+    cmd = command("migrate", [], run_migrate, help="copy an old HDF5 face database (tinyconv 0.1) into a new "
+                                                   "SQLite one")
+    cmd.add_argument("old", metavar="OLD.h5", help="the HDF5 database")
+    cmd.add_argument("new", metavar="NEW.db", help="the SQLite database to create")
 
     cmd = command("evaluate", [lfw, model], run_evaluate, help="LFW 10-fold verification accuracy, AUC, ROC")
     cmd.add_argument("--pairs-per-fold", type=positive_int, metavar="K",
@@ -181,6 +226,105 @@ def run_remove(args):
     db = open_database(args)
     db.remove(args.name)
     print(f"removed {args.name}; {len(db)} people left in {args.db}")
+    return YES
+
+
+def run_index(args):
+    db = FaceDatabase(args.db)
+    preprocess = args.preprocess or db.preprocess or DEFAULT_PREPROCESS
+    parse_preprocessing(preprocess)
+    db.check_preprocessing(preprocess)
+    weights_path = str(Path(args.weights).resolve()) if args.weights else None
+    if weights_path and not Path(weights_path).is_file():
+        raise FileNotFoundError(f"{args.weights}: no such weights file")
+    load = functools.partial(facenet, weights_path)
+    executor, workers = None, args.workers
+    if args.dask:
+        try:
+            from distributed import Client
+        except ImportError:
+            raise ValueError('--dask needs Dask: pip install -e ".[dask]"') from None
+        client = Client(args.dask, timeout="20s")
+        workers = max(1, sum(w["nthreads"] for w in client.scheduler_info()["workers"].values()))
+        executor = client.get_executor(pure=False)
+    try:
+        counts = index_photos(db, args.folders, load, preprocess, workers, executor,
+                              report=lambda line: print(line, file=sys.stderr), batch=args.batch)
+    finally:
+        if args.dask:
+            client.close()
+    total = db.counts()
+    if total["faces"] >= SWITCH and hnsw_available():
+        update_hnsw(db)
+    seconds = max(counts["seconds"], 1e-9)
+    print(f"indexed {counts['photos']} photos ({counts['faces']} faces) in {counts['seconds']:.1f} s: "
+          f"{counts['photos'] / seconds:.2f} photos/s, {counts['faces'] / seconds:.2f} faces/s; "
+          f"{counts['already']} already indexed, {counts['problems']} skipped with a problem; "
+          f"{args.db}: {total['photos']} photos, {total['faces']} faces, {total['unnamed']} without a name")
+    return YES
+
+
+def run_search(args):
+    db = FaceDatabase(args.db)
+    if not db.counts()["faces"]:
+        raise ValueError(f"{args.db}: no faces yet: index some photos first")
+    threshold = default_threshold(db.preprocess) if args.threshold is None else args.threshold
+    image = load_image(args.photo)
+    model = load_model(args)
+    db.check_model(model)
+    faces = faces_and_encodings(image, model, db.preprocess)
+    if not faces:
+        print(f"{args.photo}: no face found", file=sys.stderr)
+        return NO
+    search = FaceSearch(db)
+    found = 0
+    for number, (encoding, _, _) in enumerate(faces, 1):
+        ids, dist = search.nearest(encoding, 10 * args.limit)
+        records = db.face_records(ids[0])
+        best = {}  # photo -> (distance, box) of its nearest face
+        for face, d in zip(ids[0], dist[0]):
+            record = records.get(int(face))
+            if record is not None and record["photo"] is not None and same_person(d, threshold):
+                best.setdefault(record["photo"], (float(d), record["box"]))
+        for photo, (d, box) in list(best.items())[:args.limit]:
+            print(f"{number},{d:.4f},{','.join(f'{v:.0f}' for v in box) if box else ',,,'},{photo}")
+            found += 1
+    return YES if found else NO
+
+
+def run_cluster(args):
+    db = FaceDatabase(args.db)
+    ids, encodings = db.faces("person IS NULL")
+    if not len(ids):
+        raise ValueError(f"{args.db}: no faces without a name: index some photos first")
+    threshold = cluster_threshold(db.preprocess) if args.threshold is None else args.threshold
+    labels = cluster_faces(encodings, threshold) + 1
+    db.set_clusters(ids, labels)
+    shown = {c: n for c, n in db.clusters().items() if n >= args.min_faces}
+    examples = db.face_records([ids[np.argmax(labels == c)] for c in shown])
+    photo = {record["cluster"]: record["photo"] for record in examples.values()}
+    for cluster, n in shown.items():
+        print(f"{cluster},{n},{photo.get(cluster) or ''}")
+    print(f"{len(ids)} faces without a name: {labels.max()} clusters at threshold {threshold}, {len(shown)} of "
+          f"{args.min_faces} faces or more; name one with `python -m tinyconv.faces name CLUSTER NAME --db "
+          f"{args.db}`", file=sys.stderr)
+    return YES
+
+
+def run_name(args):
+    db = FaceDatabase(args.db)
+    try:
+        cluster = int(args.cluster)
+    except ValueError:
+        raise ValueError(f"no cluster {args.cluster!r}: a cluster is a number printed by `cluster`") from None
+    faces = db.name_cluster(cluster, args.name)
+    print(f"{args.name}: {faces} faces of cluster {cluster}; {len(db[args.name])} encodings in all")
+    return YES
+
+
+def run_migrate(args):
+    people, encodings = migrate(args.old, args.new)
+    print(f"migrated {people} people ({encodings} encodings) from {args.old} to {args.new}")
     return YES
 
 

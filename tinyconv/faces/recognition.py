@@ -96,5 +96,5 @@ def _people(database, model):
     """name -> (k, 128) array, after checking that a FaceDatabase was made by this model."""
     if isinstance(database, FaceDatabase):
         database.check_model(model)
-        return {name: database[name] for name in database.names()}
+        return database.people()
     return {name: np.atleast_2d(np.asarray(enc, dtype=np.float32)) for name, enc in database.items()}

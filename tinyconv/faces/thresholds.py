@@ -59,3 +59,24 @@ def default_threshold(preprocess):
         if name in THRESHOLDS:
             return THRESHOLDS[name]
     return COURSE_THRESHOLD if preprocess.startswith("course") else THRESHOLDS["standardize-crop150"]
+
+
+# `cluster` links faces closer than this: the threshold of the best BCubed F of Chinese whispers on LFW images of
+# pairs.txt (python scripts/cluster_lfw.py; README "Photo collections"). Linking chains faces, so it sits well
+# below the verification threshold, and lower the more faces there are (crop150: best 0.90 on 1,068 images,
+# 0.80 on 4,096).
+CLUSTER_THRESHOLDS = {
+    "mtcnn-flip": 0.85,           # 1,925 images (the encodings cached by an evaluate run): BCubed F 0.971
+    "standardize-crop150": 0.80,  # 4,096 images: BCubed F 0.951
+}
+CLUSTER_RATIO = 0.80 / 1.106  # others: their verification threshold times crop150's measured ratio
+
+
+def cluster_threshold(preprocess):
+    """The distance below which `cluster` links two faces: measured above (a variant with or without -flip
+    takes the measured one's), else CLUSTER_RATIO x the verification threshold."""
+    base = preprocess.removesuffix("-flip")
+    for name in (preprocess, base, base + "-flip"):
+        if name in CLUSTER_THRESHOLDS:
+            return CLUSTER_THRESHOLDS[name]
+    return round(CLUSTER_RATIO * default_threshold(preprocess), 3)
