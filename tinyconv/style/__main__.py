@@ -30,7 +30,7 @@ from tinyconv.style.optimisation import (StyleTransfer, coarse_to_fine, memory_e
 DEFAULTS = dict(size=512, scales=3, iterations=20, demo_iterations=30, optimizer="lbfgs", learning_rate=2.55,
                 content_weight=1.0, style_weight=1e-3, tv_weight=2.0, content_layer=CONTENT_LAYER,
                 style_layers=",".join(f"{name}:{weight:g}" for name, weight in STYLE_LAYERS), style_scale=1.0,
-                init="content", pooling="max", seed=0, save_every=0, model="vgg16")
+                init="noise", pooling="max", seed=0, save_every=0, model="vgg16")
 
 CONVENTION = """\
 loss convention (the course's normalisations, activations a of shape (1, nH, nW, nC), pixels in 0..255):
@@ -157,12 +157,12 @@ def plan_memory(model, shapes, layers, max_memory_gib):
 
 def check_output(path, inputs):
     """ValueError unless `path` can be written as an image now, and is none of the `inputs` (the user's images)."""
-    if path.suffix.lower() not in Image.registered_extensions():
-        raise ValueError(f"{path}: unknown image format {path.suffix!r} (use .png or .jpg)")
     for source in inputs:
         if Path(source).resolve() == path.resolve():
             raise ValueError(f"{path}: is also an input image; the result would overwrite it (choose another -o)")
     check_writable(path)
+    if path.suffix.lower() not in Image.registered_extensions():
+        raise ValueError(f"{path}: unknown image format {path.suffix!r} (use .png or .jpg)")
 
 
 def parse_weights(text, what, count=None):
