@@ -75,8 +75,8 @@ class StyleTransfer:
 
         The forward pass keeps only each block's input, without a graph; then, last block first, each block runs
         again with its graph, and backward from its own cost terms and from its output with dJ/d(output) (the later
-        blocks' share) gives dJ/d(its input), passed to the block below. One more forward pass; the memory of one block's
-        graph instead of the whole network's.
+        blocks' share) gives dJ/d(its input), passed to the block below. One more forward pass; the memory of one
+        block's graph instead of the whole network's.
         """
         runs = self.model.segments(self.layers)
         inputs = [x]
