@@ -30,7 +30,7 @@ from tinyconv.style.optimisation import (StyleTransfer, coarse_to_fine, memory_e
 DEFAULTS = dict(size=512, scales=3, iterations=20, demo_iterations=30, optimizer="lbfgs", learning_rate=2.55,
                 content_weight=1.0, style_weight=1e-3, tv_weight=2.0, content_layer=CONTENT_LAYER,
                 style_layers=",".join(f"{name}:{weight:g}" for name, weight in STYLE_LAYERS), style_scale=1.0,
-                init="noise", pooling="max", seed=0, save_every=0, model="vgg16")
+                init="content", pooling="max", seed=0, save_every=0, model="vgg16")
 
 CONVENTION = """\
 loss convention (the course's normalisations, activations a of shape (1, nH, nW, nC), pixels in 0..255):
