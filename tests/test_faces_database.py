@@ -52,6 +52,26 @@ def test_eight_processes_enrol_at_once_and_nothing_is_lost(tmp_path):
         assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+def enrol_threes(path, count):
+    model, db = PixelModel(), FaceDatabase(path)
+    for i in range(count):
+        db.enroll(f"p{i}", images(3, i), model, "course")   # three faces in one transaction
+
+
+def test_readers_never_see_half_an_enrolment(tmp_path):
+    path = tmp_path / "faces.db"
+    writer = multiprocessing.get_context("fork").Process(target=enrol_threes, args=(path, 40))
+    writer.start()
+    reads = 0
+    while writer.is_alive():
+        people = FaceDatabase(path).people()
+        assert all(len(encodings) == 3 for encodings in people.values())
+        reads += 1
+    writer.join()
+    assert reads > 1
+    assert writer.exitcode == 0 and len(FaceDatabase(path)) == 40
+
+
 def test_remove_during_enrol_is_not_undone(tmp_path):
     path, model = tmp_path / "faces.db", PixelModel()
     first, second = FaceDatabase(path), FaceDatabase(path)   # two handles, as two processes would have
