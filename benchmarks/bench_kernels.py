@@ -7,9 +7,9 @@ Run from the project root:
 
 Prints, per case: our ms (the best median over the rounds, and the best time), GFLOP/s (of that median), torch's
 ms (2 threads, NCHW) and torch ms / our ms of the medians and of the bests (> 1 means tinyconv is faster).
-The convolutions run the algorithm conv2d picks (tinyconv.functional.conv_algorithm; --algorithm im2col or winograd
-forces one as CONV_ALGORITHM does, winograd2 / winograd4 a Winograd tile where it applies); forward+backward is
-forward, input gradient and kernel gradient.
+The convolutions run the algorithm conv2d picks (tinyconv.functional.conv_algorithm; --algorithm im2col, winograd2
+or winograd4 forces one where it applies, as CONV_ALGORITHM does); forward+backward is forward, input gradient
+and kernel gradient.
 Not a test: timings assert nothing.
 """
 import argparse
@@ -57,15 +57,12 @@ def pool_name(kind, N, H, W, C, size, stride):
 def run_ours(args):
     import tinyconv.functional as F
     from tinyconv import kernels
-    from tinyconv.kernels import conv as conv_kernels, winograd
-    tile = args.algorithm if args.algorithm in F.CONV_PATHS else None
-    F.CONV_ALGORITHM = "auto" if tile else args.algorithm
+    from tinyconv.kernels import conv as conv_kernels
+    F.CONV_ALGORITHM = args.algorithm
     out = {"_about": sides.describe()}
     for label, *shape in CONVS:
         x, w, gy, padding = conv_inputs(*shape)
         algo = F.conv_algorithm(x.shape, w.shape, (1, 1), padding)
-        if tile and winograd.supports(w.shape, (1, 1), padding):
-            algo = tile
         forward, grad_input = F.CONV_PATHS[algo]
 
         def fb():
@@ -145,7 +142,7 @@ def flops(name):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=sides.ROUNDS, help="alternating runs of each side")
-    parser.add_argument("--algorithm", default="auto", choices=["auto", "im2col", "winograd", "winograd2", "winograd4"])
+    parser.add_argument("--algorithm", default="auto", choices=["auto", "im2col", "winograd2", "winograd4"])
     parser.add_argument("--side", choices=["ours", "torch"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.side:

@@ -23,16 +23,17 @@ from tinyconv.kernels.im2col import col2im_add, im2col
 TAP_CHUNK_PIXELS = 4096       # input pixels per chunk of the per-tap products (keeps the product in cache)
 TILE_BYTES = 8 << 20          # target size of one tile of the column matrix ...
 MIN_TILE_PIXELS = 2048        # ... unless that leaves fewer output pixels (matrix rows) than this
-_scratch = {}                 # dtype -> reusable 1-D buffer for column tiles (grown on demand; not thread-safe)
+_scratch = {}                 # (dtype, slot) -> reusable 1-D work buffer (grown on demand; not thread-safe)
 
 
-def _buffer(rows, cols, dtype):
-    """A (rows, cols) C-contiguous work array of dtype, carved out of a buffer that is reused between calls."""
-    size = rows * cols
-    buf = _scratch.get(dtype)
+def work_buffer(shape, dtype, slot=0):
+    """A C-contiguous work array of `shape` and dtype, carved out of a buffer that is reused between calls (fresh
+    large allocations stall now and then); `slot` tells apart buffers that are in use at the same time."""
+    size = int(np.prod(shape))
+    buf = _scratch.get((dtype, slot))
     if buf is None or buf.size < size:
-        buf = _scratch[dtype] = np.empty(size, dtype)
-    return buf[:size].reshape(rows, cols)
+        buf = _scratch[(dtype, slot)] = np.empty(size, dtype)
+    return buf[:size].reshape(shape)
 
 
 def _geometry(x_shape, w_shape, stride, padding):
@@ -81,7 +82,7 @@ def _line_forward(x, w, Ho, Wo, padding):
     for n0 in range(0, N, images):
         n1 = min(N, n0 + images)
         xc = x[n0:n1].reshape(-1, C)
-        product = _buffer(xc.shape[0], O, x.dtype)
+        product = work_buffer((xc.shape[0], O), x.dtype)
         p4 = product.reshape(n1 - n0, H, W, O)
         for i, j, (oh, ow), (ih, iw) in _taps(kh, kw, H, W, Ho, Wo, padding):
             np.dot(xc, w[i, j], out=product)
@@ -128,7 +129,7 @@ def conv2d_forward(x, w, stride, padding):
     (sh, sw), ((pt, _), (pl, _)) = stride, padding
     y2 = y.reshape(N * Ho * Wo, O)
     for t0, t1 in _tiles(N, Ho, Wo, K, x.itemsize):
-        cols = im2col(x, kh, kw, sh, sw, pt, pl, Ho, Wo, t0, t1, _buffer((t1 - t0) * Wo, K, x.dtype))
+        cols = im2col(x, kh, kw, sh, sw, pt, pl, Ho, Wo, t0, t1, work_buffer(((t1 - t0) * Wo, K), x.dtype))
         np.dot(cols, wm, out=y2[t0 * Wo:t1 * Wo])
     return y
 
@@ -157,7 +158,7 @@ def conv2d_grad_input(gy, w, x_shape, stride, padding):
     gy2 = np.ascontiguousarray(gy).reshape(N * Ho * Wo, O)
     gx = np.zeros(x_shape, gy.dtype)
     for t0, t1 in _tiles(N, Ho, Wo, K, gy.itemsize):
-        gcols = np.dot(gy2[t0 * Wo:t1 * Wo], wt, out=_buffer((t1 - t0) * Wo, K, gy.dtype))
+        gcols = np.dot(gy2[t0 * Wo:t1 * Wo], wt, out=work_buffer(((t1 - t0) * Wo, K), gy.dtype))
         col2im_add(gcols, kh, kw, sh, sw, pt, pl, Ho, Wo, t0, t1, gx)
     return gx
 
@@ -180,6 +181,6 @@ def conv2d_grad_weight(x, gy, w_shape, stride, padding):
     gw = np.zeros((K, O), x.dtype)
     part = np.empty((K, O), x.dtype)
     for t0, t1 in _tiles(N, Ho, Wo, K, x.itemsize):
-        cols = im2col(x, kh, kw, sh, sw, pt, pl, Ho, Wo, t0, t1, _buffer((t1 - t0) * Wo, K, x.dtype))
+        cols = im2col(x, kh, kw, sh, sw, pt, pl, Ho, Wo, t0, t1, work_buffer(((t1 - t0) * Wo, K), x.dtype))
         gw += np.dot(cols.T, gy2[t0 * Wo:t1 * Wo], out=part)
     return gw.reshape(w_shape)

@@ -26,6 +26,8 @@ of MB through memory per transform).
 import numpy as np
 from numba import njit, prange
 
+from tinyconv.kernels.conv import work_buffer
+
 MATRICES = {  # m -> (BT, G, AT), interpolation points 0, 1, -1 (, 2, -2) and infinity
     2: (np.array([[1, 0, -1, 0],
                   [0, 1, 1, 0],
@@ -177,8 +179,9 @@ def conv2d_forward(x, w, stride, padding, m=2):
     rows = max(CHUNK_BYTES // (a * a * tW * C * x.itemsize), -(-MIN_CHUNK_TILES // tW), 1)
     for q0 in range(0, N * tH, rows):
         q1 = min(q0 + rows, N * tH)
-        V = input_transform(x, BT, m, pt, pl, tH, tW, q0, q1, np.empty((a * a, (q1 - q0) * tW, C), x.dtype))
-        output_transform(np.matmul(V, U), AT, tH, tW, q0, q1, y)
+        V = input_transform(x, BT, m, pt, pl, tH, tW, q0, q1, work_buffer((a * a, (q1 - q0) * tW, C), x.dtype))
+        M = np.matmul(V, U, out=work_buffer((a * a, (q1 - q0) * tW, O), x.dtype, slot=1))
+        output_transform(M, AT, tH, tW, q0, q1, y)
     return y
 
 
