@@ -156,9 +156,10 @@ def main():
           f"best median / best of {REPEATS} timings over {args.rounds} alternating rounds")
     print(f"{'case':<46} {'algorithm':>9} {'ours ms':>8} {'best':>7} {'GFLOP/s':>7} {'torch ms':>8} {'best':>7} "
           f"{'torch/ours':>10} {'(best)':>7}")
-    for case, (median, low) in ours.items():
+    for case, value in ours.items():
         if case.startswith("_"):
             continue
+        median, low = value
         algo = ours.get("_algo " + case.rsplit(" ", 1)[0], "-")
         rate = f"{flops(case) / median / 1e9:7.1f}" if flops(case) else "      -"
         line = f"{case:<46} {algo:>9} {1e3 * median:8.2f} {1e3 * low:7.2f} {rate}"
