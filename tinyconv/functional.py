@@ -385,8 +385,8 @@ def conv_algorithm(x_shape, w_shape, stride, pads):
     """The name of the CONV_PATHS entry conv2d uses for the forward pass and the input gradient of this shape.
 
     "auto": Winograd F(2x2, 3x3) (kernels/winograd.py) for 3x3 stride-1 kernels with at least 16 input and output
-    channels on outputs of at least 24x24 pixels, where it measured faster than im2col; below that (VGG's block 5,
-    FaceNet's 17x17 layers, RGB inputs) im2col measured as fast or faster. F(4x4, 3x3) does fewer multiplications
+    channels on outputs of at least 24x24 pixels, where it measured faster than im2col layer by layer (one
+    thread); below that (VGG's block 5, FaceNet's 17x17 layers, RGB inputs) im2col measured as fast or faster. F(4x4, 3x3) does fewer multiplications
     but its float32 error is 10x larger (README, Speed): FaceNet's self-distances then exceed 1e-6, so it is only
     used when asked for. "im2col" (kernels/conv.py) is the general case and the reference.
     CONV_ALGORITHM = "im2col", "winograd2" or "winograd4" forces that path (Winograd only where it applies).
