@@ -384,9 +384,11 @@ CONV_PATHS = {            # name -> (forward, grad_input) kernels, conv.conv2d_f
 def conv_algorithm(x_shape, w_shape, stride, pads):
     """The name of the CONV_PATHS entry conv2d uses for the forward pass and the input gradient of this shape.
 
-    "auto": Winograd F(2x2, 3x3) (kernels/winograd.py) for 3x3 stride-1 kernels with at least 16 input and output
-    channels on outputs of at least 24x24 pixels, where it measured faster than im2col layer by layer (one
-    thread); below that (VGG's block 5, FaceNet's 17x17 layers, RGB inputs) im2col measured as fast or faster. F(4x4, 3x3) does fewer multiplications
+    "auto": Winograd F(2x2, 3x3) (kernels/winograd.py) for 3x3 stride-1 kernels with 16 to 128 input and output
+    channels on outputs of at least 24x24 pixels: many tiles and short products, where it measured faster than
+    im2col (VGG conv1_2 at 224 px: 158 vs 488 ms). With more channels its products get few rows for their size
+    and measured slower (conv3_1: 140 vs 85 ms, conv4_2: 741 vs 147 ms, 2 threads, load 7-9); small images and
+    RGB inputs stay with im2col too. F(4x4, 3x3) does fewer multiplications
     but its float32 error is 10x larger (README, Speed): FaceNet's self-distances then exceed 1e-6, so it is only
     used when asked for. "im2col" (kernels/conv.py) is the general case and the reference.
     CONV_ALGORITHM = "im2col", "winograd2" or "winograd4" forces that path (Winograd only where it applies).
@@ -397,7 +399,9 @@ def conv_algorithm(x_shape, w_shape, stride, pads):
     if CONV_ALGORITHM != "auto":
         return CONV_ALGORITHM
     out_side = builtins.min(x_shape[1] + builtins.sum(pads[0]) - 2, x_shape[2] + builtins.sum(pads[1]) - 2)
-    return "winograd2" if builtins.min(w_shape[2], w_shape[3]) >= 16 and out_side >= 24 else "im2col"
+    channels = w_shape[2:]
+    return "winograd2" if 16 <= builtins.min(channels) and builtins.max(channels) <= 128 and out_side >= 24 \
+        else "im2col"
 
 
 def conv2d(x, w, b=None, stride=1, padding=0):
