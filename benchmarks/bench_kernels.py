@@ -30,6 +30,11 @@ POOLS = [("max", 1, 224, 224, 64, 2, 2), ("avg", 1, 224, 224, 64, 2, 2), ("max",
          ("avg", 1, 112, 112, 128, 2, 2), ("max", 32, 35, 35, 256, 3, 2), ("max", 32, 112, 112, 64, 2, 2)]
 
 
+def selected(cases, args):
+    """The cases whose label (first item) contains one of the --only strings (all without --only)."""
+    return [case for case in cases if not args.only or any(s in f"{case[0]}pool" for s in args.only)]
+
+
 def conv_inputs(N, H, W, C, O, kh, kw):
     """x, w, gy (float32, NHWC / HWIO) and the 'same' padding of an odd kernel at stride 1."""
     rng = np.random.default_rng(0)
@@ -60,7 +65,7 @@ def run_ours(args):
     from tinyconv.kernels import conv as conv_kernels
     F.CONV_ALGORITHM = args.algorithm
     out = {"_about": sides.describe()}
-    for label, *shape in CONVS:
+    for label, *shape in selected(CONVS, args):
         x, w, gy, padding = conv_inputs(*shape)
         algo = F.conv_algorithm(x.shape, w.shape, (1, 1), padding)
         forward, grad_input = F.CONV_PATHS[algo]
@@ -74,7 +79,7 @@ def run_ours(args):
         out[f"_algo {name}"] = algo
         out[name + " fwd"] = sides.timed(lambda: forward(x, w, (1, 1), padding), REPEATS)
         out[name + " fwd+bwd"] = sides.timed(fb, REPEATS)
-    for kind, N, H, W, C, size, stride in POOLS:
+    for kind, N, H, W, C, size, stride in selected(POOLS, args):
         x, gy = pool_inputs(N, H, W, C, size, stride)
         geometry = (size, size), (stride, stride), ((0, 0), (0, 0))
         name = pool_name(kind, N, H, W, C, size, stride)
@@ -94,7 +99,7 @@ def run_torch(args):
     torch.set_num_threads(2)
     nchw = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2)))  # noqa: E731
     out = {"_about": f"torch {torch.__version__}, {torch.get_num_threads()} threads"}
-    for label, *shape in CONVS:
+    for label, *shape in selected(CONVS, args):
         x, w, gy, padding = conv_inputs(*shape)
         xt, wt, gyt = nchw(x), torch.from_numpy(np.ascontiguousarray(w.transpose(3, 2, 0, 1))), nchw(gy)
         pad = (padding[0][0], padding[1][0])
@@ -111,7 +116,7 @@ def run_torch(args):
         name = conv_name(label, *shape)
         out[name + " fwd"] = sides.timed(fwd, REPEATS)
         out[name + " fwd+bwd"] = sides.timed(fb, REPEATS)
-    for kind, N, H, W, C, size, stride in POOLS:
+    for kind, N, H, W, C, size, stride in selected(POOLS, args):
         x, gy = pool_inputs(N, H, W, C, size, stride)
         xt, gyt = nchw(x), nchw(gy)
         name = pool_name(kind, N, H, W, C, size, stride)
@@ -143,12 +148,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=sides.ROUNDS, help="alternating runs of each side")
     parser.add_argument("--algorithm", default="auto", choices=["auto", "im2col", "winograd2", "winograd4"])
+    parser.add_argument("--only", nargs="+", help="cases whose label contains one of these, e.g. conv3_1 1x7 maxpool")
     parser.add_argument("--side", choices=["ours", "torch"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.side:
         sides.emit(run_ours(args) if args.side == "ours" else run_torch(args))
         return
-    argv = ["--algorithm", args.algorithm]
+    argv = ["--algorithm", args.algorithm] + (["--only", *args.only] if args.only else [])
     print(sides.describe())
     best = sides.compare(__file__, argv, args.rounds)
     ours, theirs = best["ours"], best.get("torch", {})
