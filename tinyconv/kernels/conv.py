@@ -70,7 +70,8 @@ def _taps(kh, kw, H, W, Ho, Wo, padding):
         h0, h1 = max(0, pt - i), max(max(0, pt - i), min(Ho, H + pt - i))
         for j in range(kw):
             w0, w1 = max(0, pl - j), max(max(0, pl - j), min(Wo, W + pl - j))
-            yield i, j, (slice(h0, h1), slice(w0, w1)), (slice(h0 + i - pt, h1 + i - pt), slice(w0 + j - pl, w1 + j - pl))
+            src = slice(h0 + i - pt, h1 + i - pt), slice(w0 + j - pl, w1 + j - pl)
+            yield i, j, (slice(h0, h1), slice(w0, w1)), src
 
 
 def _line_forward(x, w, Ho, Wo, padding):
