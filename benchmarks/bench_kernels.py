@@ -7,9 +7,9 @@ Run from the project root:
 
 Prints, per case: our ms (the best median over the rounds, and the best time), GFLOP/s (of that median), torch's
 ms (2 threads, NCHW) and torch ms / our ms of the medians and of the bests (> 1 means tinyconv is faster).
-The convolutions run the algorithm conv2d picks (tinyconv.functional.conv_algorithm; --algorithm im2col or winograd
-forces one as CONV_ALGORITHM does, winograd2 / winograd4 a Winograd tile where it applies); forward+backward is
-forward, input gradient and kernel gradient.
+The convolutions run the algorithm conv2d picks (tinyconv.functional.conv_algorithm; --algorithm im2col, winograd2
+or winograd4 forces one where it applies, as CONV_ALGORITHM does); forward+backward is forward, input gradient
+and kernel gradient.
 Not a test: timings assert nothing.
 """
 import argparse
@@ -28,6 +28,11 @@ CONVS = [("vgg conv1_2", 1, 224, 224, 64, 64, 3, 3), ("vgg conv3_1", 1, 56, 56, 
          ("facenet 1x7", 32, 17, 17, 128, 128, 1, 7), ("facenet 7x1", 32, 17, 17, 128, 128, 7, 1)]
 POOLS = [("max", 1, 224, 224, 64, 2, 2), ("avg", 1, 224, 224, 64, 2, 2), ("max", 1, 112, 112, 128, 2, 2),
          ("avg", 1, 112, 112, 128, 2, 2), ("max", 32, 35, 35, 256, 3, 2), ("max", 32, 112, 112, 64, 2, 2)]
+
+
+def selected(cases, args):
+    """The cases whose label (first item) contains one of the --only strings (all without --only)."""
+    return [case for case in cases if not args.only or any(s in f"{case[0]}pool" for s in args.only)]
 
 
 def conv_inputs(N, H, W, C, O, kh, kw):
@@ -57,15 +62,12 @@ def pool_name(kind, N, H, W, C, size, stride):
 def run_ours(args):
     import tinyconv.functional as F
     from tinyconv import kernels
-    from tinyconv.kernels import conv as conv_kernels, winograd
-    tile = args.algorithm if args.algorithm in F.CONV_PATHS else None
-    F.CONV_ALGORITHM = "auto" if tile else args.algorithm
+    from tinyconv.kernels import conv as conv_kernels
+    F.CONV_ALGORITHM = args.algorithm
     out = {"_about": sides.describe()}
-    for label, *shape in CONVS:
+    for label, *shape in selected(CONVS, args):
         x, w, gy, padding = conv_inputs(*shape)
         algo = F.conv_algorithm(x.shape, w.shape, (1, 1), padding)
-        if tile and winograd.supports(w.shape, (1, 1), padding):
-            algo = tile
         forward, grad_input = F.CONV_PATHS[algo]
 
         def fb():
@@ -77,7 +79,7 @@ def run_ours(args):
         out[f"_algo {name}"] = algo
         out[name + " fwd"] = sides.timed(lambda: forward(x, w, (1, 1), padding), REPEATS)
         out[name + " fwd+bwd"] = sides.timed(fb, REPEATS)
-    for kind, N, H, W, C, size, stride in POOLS:
+    for kind, N, H, W, C, size, stride in selected(POOLS, args):
         x, gy = pool_inputs(N, H, W, C, size, stride)
         geometry = (size, size), (stride, stride), ((0, 0), (0, 0))
         name = pool_name(kind, N, H, W, C, size, stride)
@@ -97,7 +99,7 @@ def run_torch(args):
     torch.set_num_threads(2)
     nchw = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2)))  # noqa: E731
     out = {"_about": f"torch {torch.__version__}, {torch.get_num_threads()} threads"}
-    for label, *shape in CONVS:
+    for label, *shape in selected(CONVS, args):
         x, w, gy, padding = conv_inputs(*shape)
         xt, wt, gyt = nchw(x), torch.from_numpy(np.ascontiguousarray(w.transpose(3, 2, 0, 1))), nchw(gy)
         pad = (padding[0][0], padding[1][0])
@@ -114,7 +116,7 @@ def run_torch(args):
         name = conv_name(label, *shape)
         out[name + " fwd"] = sides.timed(fwd, REPEATS)
         out[name + " fwd+bwd"] = sides.timed(fb, REPEATS)
-    for kind, N, H, W, C, size, stride in POOLS:
+    for kind, N, H, W, C, size, stride in selected(POOLS, args):
         x, gy = pool_inputs(N, H, W, C, size, stride)
         xt, gyt = nchw(x), nchw(gy)
         name = pool_name(kind, N, H, W, C, size, stride)
@@ -145,13 +147,14 @@ def flops(name):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=sides.ROUNDS, help="alternating runs of each side")
-    parser.add_argument("--algorithm", default="auto", choices=["auto", "im2col", "winograd", "winograd2", "winograd4"])
+    parser.add_argument("--algorithm", default="auto", choices=["auto", "im2col", "winograd2", "winograd4"])
+    parser.add_argument("--only", nargs="+", help="cases whose label contains one of these, e.g. conv3_1 1x7 maxpool")
     parser.add_argument("--side", choices=["ours", "torch"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.side:
         sides.emit(run_ours(args) if args.side == "ours" else run_torch(args))
         return
-    argv = ["--algorithm", args.algorithm]
+    argv = ["--algorithm", args.algorithm] + (["--only", *args.only] if args.only else [])
     print(sides.describe())
     best = sides.compare(__file__, argv, args.rounds)
     ours, theirs = best["ours"], best.get("torch", {})
@@ -159,9 +162,10 @@ def main():
           f"best median / best of {REPEATS} timings over {args.rounds} alternating rounds")
     print(f"{'case':<46} {'algorithm':>9} {'ours ms':>8} {'best':>7} {'GFLOP/s':>7} {'torch ms':>8} {'best':>7} "
           f"{'torch/ours':>10} {'(best)':>7}")
-    for case, (median, low) in ours.items():
+    for case, value in ours.items():
         if case.startswith("_"):
             continue
+        median, low = value
         algo = ours.get("_algo " + case.rsplit(" ", 1)[0], "-")
         rate = f"{flops(case) / median / 1e9:7.1f}" if flops(case) else "      -"
         line = f"{case:<46} {algo:>9} {1e3 * median:8.2f} {1e3 * low:7.2f} {rate}"

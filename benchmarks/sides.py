@@ -3,8 +3,8 @@
 In one process PyTorch's OpenMP threads keep spinning after each op and steal the 2 cores from NumPy's and Numba's
 threads (and the other way round); a user runs one library or the other. So a benchmark script runs itself as a
 child with `--side ours` or `--side torch`, alternating, ROUNDS times; each child prints one line
-`RESULT {"case": [median, best], ...}` (keys starting with "_" carry other values) and `compare` keeps, per case, the best median and the best time of each
-side. The tinyconv child gets tinyconv's thread settings (OMP_WAIT_POLICY=PASSIVE, OPENBLAS_THREAD_TIMEOUT=1, as
+`RESULT {"case": [median, best], ...}` (keys starting with "_" carry other values) and `compare` keeps, per case,
+the best median and the best time of each side. The tinyconv child gets tinyconv's thread settings (OMP_WAIT_POLICY=PASSIVE, OPENBLAS_THREAD_TIMEOUT=1, as
 `import tinyconv` sets them); the PyTorch child runs with the environment as given.
 
 Run benchmarks with `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE` (see /work/shared/specs/performance.md): these
@@ -53,8 +53,8 @@ def describe():
     blas = "; ".join(f"{i['internal_api']} {i['version']} {i.get('architecture', '?')} kernels, {i['num_threads']} "
                      f"threads" for i in threadpool_info() if i["user_api"] == "blas")
     pins = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ}
-    return (f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; NumPy BLAS: {blas}; "
-            f"{'PINNED ' + str(pins) + ' (run with env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE)' if pins else 'no BLAS pin'}")
+    pinned = f"PINNED {pins} (run with env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE)" if pins else "no BLAS pin"
+    return f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; NumPy BLAS: {blas}; {pinned}"
 
 
 def compare(script, argv, rounds=ROUNDS):

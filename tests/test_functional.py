@@ -205,7 +205,7 @@ def conv_case(draw, winograd=False):
 
 @contextlib.contextmanager
 def conv_algorithm(name):
-    """Force conv2d's algorithm ("im2col" or "winograd") inside the block."""
+    """Force conv2d's algorithm (a name of F.CONV_PATHS) inside the block."""
     saved, F.CONV_ALGORITHM = F.CONV_ALGORITHM, name
     try:
         yield
@@ -227,10 +227,10 @@ def reference_conv2d(x, w, stride, pads):
     return out
 
 
-@pytest.mark.parametrize("algorithm", ["im2col", "winograd"])
+@pytest.mark.parametrize("algorithm", ["im2col", "winograd2", "winograd4"])
 @given(st.data(), seeds, st.booleans())
 def test_conv2d_forward_and_gradients(algorithm, data, seed, with_bias):
-    x_shape, w_shape, stride, padding = data.draw(conv_case(winograd=algorithm == "winograd"))
+    x_shape, w_shape, stride, padding = data.draw(conv_case(winograd=algorithm != "im2col"))
     x, w = randn(seed, x_shape), randn(seed + 1, w_shape)
     b = randn(seed + 2, w_shape[3]) if with_bias else None
     stride2 = (stride, stride) if isinstance(stride, int) else stride
@@ -245,11 +245,12 @@ def test_conv2d_forward_and_gradients(algorithm, data, seed, with_bias):
 
 def test_conv_algorithm_auto_picks_winograd_for_wide_3x3_only():
     same = ((1, 1), (1, 1))
-    assert F.conv_algorithm((1, 56, 56, 128), (3, 3, 128, 256), (1, 1), same) == "winograd4"
-    assert F.conv_algorithm((1, 28, 28, 512), (3, 3, 512, 512), (1, 1), same) == "winograd2"
-    assert F.conv_algorithm((1, 14, 14, 512), (3, 3, 512, 512), (1, 1), same) == "im2col"     # small image
+    assert F.conv_algorithm((1, 224, 224, 64), (3, 3, 64, 64), (1, 1), same) == "winograd2"
+    assert F.conv_algorithm((32, 35, 35, 32), (3, 3, 32, 48), (1, 1), same) == "winograd2"
+    assert F.conv_algorithm((1, 28, 28, 512), (3, 3, 512, 512), (1, 1), same) == "im2col"      # many channels
+    assert F.conv_algorithm((1, 14, 14, 64), (3, 3, 64, 64), (1, 1), same) == "im2col"        # small image
     assert F.conv_algorithm((1, 224, 224, 3), (3, 3, 3, 64), (1, 1), same) == "im2col"        # RGB input
-    assert F.conv_algorithm((1, 56, 56, 128), (3, 3, 128, 256), (2, 2), same) == "im2col"     # stride 2
+    assert F.conv_algorithm((1, 56, 56, 64), (3, 3, 64, 64), (2, 2), same) == "im2col"        # stride 2
     assert F.conv_algorithm((1, 17, 17, 128), (1, 7, 128, 128), (1, 1), ((0, 0), (3, 3))) == "im2col"
 
 

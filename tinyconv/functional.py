@@ -364,7 +364,7 @@ def l2_normalize(x, axis=-1, eps=1e-10):
 
 
 # ----- convolution and pooling --------------------------------------------------------------------------------------
-CONV_ALGORITHM = "auto"   # "auto", "im2col" or "winograd": see conv_algorithm (tests set it to force one path)
+CONV_ALGORITHM = "auto"   # "auto" or a CONV_PATHS name: see conv_algorithm (tests set it to force one path)
 CONV_PATHS = {            # name -> (forward, grad_input) kernels, conv.conv2d_forward's signatures
     "im2col": (conv_kernels.conv2d_forward, conv_kernels.conv2d_grad_input),
     "winograd2": (functools.partial(winograd_kernels.conv2d_forward, m=2),
@@ -377,19 +377,24 @@ CONV_PATHS = {            # name -> (forward, grad_input) kernels, conv.conv2d_f
 def conv_algorithm(x_shape, w_shape, stride, pads):
     """The name of the CONV_PATHS entry conv2d uses for the forward pass and the input gradient of this shape.
 
-    "winograd4" (F(4x4, 3x3)) or "winograd2" (F(2x2, 3x3), kernels/winograd.py) for 3x3 stride-1 kernels with at
-    least 16 input and output channels on outputs of at least 24x24 pixels: the larger tile from 56x56 up, where
-    it measured fastest; below 24x24 (VGG's block 5, FaceNet's 17x17) im2col measured as fast, and tiles would
-    waste more padding. "im2col" (kernels/conv.py), the general case and the reference, otherwise.
-    CONV_ALGORITHM = "im2col" or "winograd" forces one (Winograd only where it applies, with its tile chosen as
-    above). The kernel gradient always uses conv.conv2d_grad_weight.
+    "auto": Winograd F(2x2, 3x3) (kernels/winograd.py) for 3x3 stride-1 kernels with 16 to 128 input and output
+    channels on outputs of at least 24x24 pixels: many tiles and short products, where it measured faster than
+    im2col (VGG conv1_2 at 224 px: 158 vs 488 ms). With more channels its products get few rows for their size
+    and measured slower (conv3_1: 140 vs 85 ms, conv4_2: 741 vs 147 ms, 2 threads, load 7-9); small images and
+    RGB inputs stay with im2col too. F(4x4, 3x3) does fewer multiplications
+    but its float32 error is 10x larger (README, Speed): FaceNet's self-distances then exceed 1e-6, so it is only
+    used when asked for. "im2col" (kernels/conv.py) is the general case and the reference.
+    CONV_ALGORITHM = "im2col", "winograd2" or "winograd4" forces that path (Winograd only where it applies).
+    The kernel gradient always uses conv.conv2d_grad_weight.
     """
     if CONV_ALGORITHM == "im2col" or not winograd_kernels.supports(w_shape, stride, pads):
         return "im2col"
+    if CONV_ALGORITHM != "auto":
+        return CONV_ALGORITHM
     out_side = builtins.min(x_shape[1] + builtins.sum(pads[0]) - 2, x_shape[2] + builtins.sum(pads[1]) - 2)
-    if CONV_ALGORITHM == "auto" and (builtins.min(w_shape[2], w_shape[3]) < 16 or out_side < 24):
-        return "im2col"
-    return "winograd4" if out_side >= 56 else "winograd2"
+    channels = w_shape[2:]
+    return "winograd2" if 16 <= builtins.min(channels) and builtins.max(channels) <= 128 and out_side >= 24 \
+        else "im2col"
 
 
 def conv2d(x, w, b=None, stride=1, padding=0):

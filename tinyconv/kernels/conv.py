@@ -12,11 +12,12 @@ otherwise move 100+ MB of columns through memory). 1x1 stride-1 unpadded convolu
 with no copy at all. 1-D kernels at stride 1 (FaceNet's 1x7, 7x1, 1x3, 3x1) skip im2col too: one matrix product
 per kernel tap (i, j) over all pixels, x @ w[i, j], added to y shifted by the tap's offset ("kn2row"):
     forward       y[:, h, w]  += (x @ w[i, j])[:, h + i - pt, w + j - pl]     (where inside x)
-    grad_weight   gw[i, j]     = sum over those pixels of x[:, h + i - pt, w + j - pl] outer gy[:, h, w]
-(3-4x faster than the column copy on 32 x 17x17x128 with 1x7). A forward pass with few input values per window
-(K <= DIRECT_MAX_K, e.g. a 3x3 kernel on RGB) is computed directly instead: there the column matrix is thin, BLAS
-runs at a fraction of its speed, and the copy costs more than the arithmetic (MTCNN's P-Net first layer,
-768x576x3 -> 10: 146 -> 70 ms of CPU). Output dtype follows x (float32 or float64); w is cast to it if needed.
+(46 vs 201 ms for 32 x 17x17x128 with 1x7 on a loaded machine; grad_input, a forward convolution, gets it too).
+Their kernel gradient stays with im2col: per tap (C x pixels) @ (pixels x O) measured 9x slower (1481 vs 168 ms).
+A forward pass with few input values per window (K <= DIRECT_MAX_K, e.g. a 3x3 kernel on RGB) is computed directly
+instead: there the column matrix is thin, BLAS runs at a fraction of its speed, and the copy costs more than the
+arithmetic (MTCNN's P-Net first layer, 768x576x3 -> 10: 146 -> 70 ms of CPU). Output dtype follows x (float32 or
+float64); w is cast to it if needed.
 """
 import numpy as np
 from numba import njit, prange
@@ -28,16 +29,17 @@ TAP_CHUNK_PIXELS = 4096       # input pixels per chunk of the per-tap products (
 DIRECT_MAX_K = 32             # forward passes with at most this many values per window skip im2col
 TILE_BYTES = 8 << 20          # target size of one tile of the column matrix ...
 MIN_TILE_PIXELS = 2048        # ... unless that leaves fewer output pixels (matrix rows) than this
-_scratch = {}                 # dtype -> reusable 1-D buffer for column tiles (grown on demand; not thread-safe)
+_scratch = {}                 # (dtype, slot) -> reusable 1-D work buffer (grown on demand; not thread-safe)
 
 
-def _buffer(rows, cols, dtype):
-    """A (rows, cols) C-contiguous work array of dtype, carved out of a buffer that is reused between calls."""
-    size = rows * cols
-    buf = _scratch.get(dtype)
+def work_buffer(shape, dtype, slot=0):
+    """A C-contiguous work array of `shape` and dtype, carved out of a buffer that is reused between calls (fresh
+    large allocations stall now and then); `slot` tells apart buffers that are in use at the same time."""
+    size = int(np.prod(shape))
+    buf = _scratch.get((dtype, slot))
     if buf is None or buf.size < size:
-        buf = _scratch[dtype] = np.empty(size, dtype)
-    return buf[:size].reshape(rows, cols)
+        buf = _scratch[(dtype, slot)] = np.empty(size, dtype)
+    return buf[:size].reshape(shape)
 
 
 def _geometry(x_shape, w_shape, stride, padding):
@@ -63,7 +65,8 @@ def _taps(kh, kw, H, W, Ho, Wo, padding):
         h0, h1 = max(0, pt - i), max(max(0, pt - i), min(Ho, H + pt - i))
         for j in range(kw):
             w0, w1 = max(0, pl - j), max(max(0, pl - j), min(Wo, W + pl - j))
-            yield i, j, (slice(h0, h1), slice(w0, w1)), (slice(h0 + i - pt, h1 + i - pt), slice(w0 + j - pl, w1 + j - pl))
+            src = slice(h0 + i - pt, h1 + i - pt), slice(w0 + j - pl, w1 + j - pl)
+            yield i, j, (slice(h0, h1), slice(w0, w1)), src
 
 
 def _line_forward(x, w, Ho, Wo, padding):
@@ -75,25 +78,12 @@ def _line_forward(x, w, Ho, Wo, padding):
     for n0 in range(0, N, images):
         n1 = min(N, n0 + images)
         xc = x[n0:n1].reshape(-1, C)
-        product = _buffer(xc.shape[0], O, x.dtype)
+        product = work_buffer((xc.shape[0], O), x.dtype)
         p4 = product.reshape(n1 - n0, H, W, O)
         for i, j, (oh, ow), (ih, iw) in _taps(kh, kw, H, W, Ho, Wo, padding):
             np.dot(xc, w[i, j], out=product)
             y[n0:n1, oh, ow] += p4[:, ih, iw]
     return y
-
-
-def _line_grad_weight(x, gy, w_shape, padding):
-    """gw (kh, kw, C, O) of a 1-D kernel: per tap, the product of the shifted input and gy over the pixels it
-    reaches."""
-    N, H, W, C = x.shape
-    _, Ho, Wo, O = gy.shape
-    kh, kw = w_shape[:2]
-    gw = np.zeros(w_shape, x.dtype)
-    for i, j, (oh, ow), (ih, iw) in _taps(kh, kw, H, W, Ho, Wo, padding):
-        xs = np.ascontiguousarray(x[:, ih, iw]).reshape(-1, C)
-        gw[i, j] = np.dot(xs.T, np.ascontiguousarray(gy[:, oh, ow]).reshape(-1, O))
-    return gw
 
 
 def _tiles(N, Ho, Wo, K, itemsize):
@@ -124,7 +114,7 @@ def conv2d_forward(x, w, stride, padding):
         return _direct_forward(x, wm.reshape(kh, kw, C, O), sh, sw, pt, pl, y)
     y2 = y.reshape(N * Ho * Wo, O)
     for t0, t1 in _tiles(N, Ho, Wo, K, x.itemsize):
-        cols = im2col(x, kh, kw, sh, sw, pt, pl, Ho, Wo, t0, t1, _buffer((t1 - t0) * Wo, K, x.dtype))
+        cols = im2col(x, kh, kw, sh, sw, pt, pl, Ho, Wo, t0, t1, work_buffer(((t1 - t0) * Wo, K), x.dtype))
         np.dot(cols, wm, out=y2[t0 * Wo:t1 * Wo])
     return y
 
@@ -179,7 +169,7 @@ def conv2d_grad_input(gy, w, x_shape, stride, padding):
     gy2 = np.ascontiguousarray(gy).reshape(N * Ho * Wo, O)
     gx = np.zeros(x_shape, gy.dtype)
     for t0, t1 in _tiles(N, Ho, Wo, K, gy.itemsize):
-        gcols = np.dot(gy2[t0 * Wo:t1 * Wo], wt, out=_buffer((t1 - t0) * Wo, K, gy.dtype))
+        gcols = np.dot(gy2[t0 * Wo:t1 * Wo], wt, out=work_buffer(((t1 - t0) * Wo, K), gy.dtype))
         col2im_add(gcols, kh, kw, sh, sw, pt, pl, Ho, Wo, t0, t1, gx)
     return gx
 
@@ -196,12 +186,10 @@ def conv2d_grad_weight(x, gy, w_shape, stride, padding):
     gy2 = np.ascontiguousarray(gy, dtype=x.dtype).reshape(N * Ho * Wo, O)
     if _is_pointwise(w_shape, stride, padding):
         return np.dot(x.reshape(-1, C).T, gy2).reshape(w_shape)
-    if _is_line(w_shape, stride):
-        return _line_grad_weight(x, gy2.reshape(gy.shape), w_shape, padding)
     (sh, sw), ((pt, _), (pl, _)) = stride, padding
     gw = np.zeros((K, O), x.dtype)
     part = np.empty((K, O), x.dtype)
     for t0, t1 in _tiles(N, Ho, Wo, K, x.itemsize):
-        cols = im2col(x, kh, kw, sh, sw, pt, pl, Ho, Wo, t0, t1, _buffer((t1 - t0) * Wo, K, x.dtype))
+        cols = im2col(x, kh, kw, sh, sw, pt, pl, Ho, Wo, t0, t1, work_buffer(((t1 - t0) * Wo, K), x.dtype))
         gw += np.dot(cols.T, gy2[t0 * Wo:t1 * Wo], out=part)
     return gw.reshape(w_shape)

@@ -176,7 +176,7 @@ def max_pool2d_backward(gy, argmax, x_shape, size=None, stride=None, padding=Non
 
     Overlapping windows that chose the same cell accumulate. Given the window geometry (size, stride, padding)
     of windows that do not overlap (stride >= size, e.g. VGG's 2x2/2), each input cell is written once by a
-    gather parallel over rows (2-5x faster at batch 1 than the scatter, which splits channels among threads).
+    gather parallel over rows: no zero-fill pass, and both threads busy at batch 1 (the scatter splits channels).
     """
     if gy.shape != argmax.shape or gy.shape[0] != x_shape[0] or gy.shape[3] != x_shape[3]:
         raise ValueError(f"max_pool2d: gradient {gy.shape} does not match argmax {argmax.shape} / input {x_shape}")
