@@ -57,6 +57,33 @@ def test_unary_ops_gradients(shape, seed, op):
     assert gradcheck(fn, x)
 
 
+@given(st.lists(st.integers(1, 4), min_size=1, max_size=4).map(tuple), seeds)
+def test_prelu(shape, seed):
+    x, slope = randn(seed, shape), randn(seed + 1, shape[-1:])
+    x = x + 0.1 * np.sign(x)  # keep away from the kink at 0
+    np.testing.assert_allclose(F.prelu(x, slope).data, np.where(x > 0, x, slope * x), rtol=1e-12)
+    assert gradcheck(F.prelu, x, slope)
+
+
+def test_prelu_slope_must_be_one_per_channel():
+    with pytest.raises(ValueError, match=r"prelu: slope must have shape \(3,\)"):
+        F.prelu(np.ones((2, 3)), np.ones(2))
+
+
+@given(st.lists(st.integers(1, 4), min_size=1, max_size=3).map(tuple), seeds, st.data())
+def test_softmax(shape, seed, data):
+    axis = data.draw(st.integers(-len(shape), len(shape) - 1))
+    x = randn(seed, shape) * 3
+    e = np.exp(x)
+    np.testing.assert_allclose(F.softmax(x, axis).data, e / e.sum(axis=axis, keepdims=True), rtol=1e-12)
+    assert gradcheck(lambda t: F.softmax(t, axis), x)
+
+
+def test_softmax_of_large_values_is_finite():
+    y = F.softmax(np.array([1000.0, 0.0, -1000.0]))
+    np.testing.assert_allclose(y.data, [1, 0, 0])
+
+
 def test_operators_match_functions():
     a, b = Tensor(randn(0, (2, 3))), Tensor(randn(1, (3,)))
     np.testing.assert_allclose((a + b - 2 * a / b ** 2 + (-a)).data,

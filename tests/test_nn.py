@@ -85,3 +85,11 @@ def test_sgd_momentum_step_formula():
     w.grad = np.array([1.0])
     opt.step()  # v = 0.9 * 2 + 1 = 2.8, w = 0 - 1.4
     np.testing.assert_allclose(w.data, [-1.4])
+
+
+def test_prelu_layer_has_one_alpha_per_channel():
+    layer = nn.PReLU(3, name="pnet_prelu1")
+    assert {k: v.shape for k, v in layer.named_parameters().items()} == {"pnet_prelu1/alpha": (3,)}
+    x = np.array([[-2.0, 1.0, -4.0]], np.float32)
+    np.testing.assert_allclose(layer(x).data, [[-0.5, 1.0, -1.0]])
+    assert gradcheck(lambda t: layer.astype(np.float64)(t), x.astype(np.float64))

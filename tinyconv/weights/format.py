@@ -19,7 +19,7 @@ from tinyconv.files import atomic_write
 
 FORMAT = "tinyconv-weights"
 FORMAT_VERSION = 1
-PARAMS = ("kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance")
+PARAMS = ("kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance", "alpha")
 REQUIRED_ATTRS = ("architecture", "input_size", "preprocessing", "preprocessing_description", "channel_order",
                   "pixel_mean", "pixel_scale", "source_package", "source_version", "source_file", "source_sha256",
                   "licence", "attribution")
