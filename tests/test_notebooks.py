@@ -76,4 +76,11 @@ def test_art_generation_runs(kernel_env, weights_file):
     notebook = execute("art_generation.ipynb")
     images = [out for cell in notebook.cells if cell.cell_type == "code" for out in cell.outputs
               if "image/png" in out.get("data", {})]
-    assert len(images) >= 6, f"expected the pictures of each step, got {len(images)}"
+    assert len(images) >= 6, f"expected a picture at each step of the notebook, got {len(images)}"
+
+
+def test_face_recognition_runs(kernel_env, weights_file):
+    require(weights_file, "facenet", "mtcnn", data=["data/faces/coursera", "data/fixtures", "data/faces/lfw"])
+    notebook = execute("face_recognition.ipynb")
+    text = "".join(out.get("text", "") for cell in notebook.cells if cell.cell_type == "code" for out in cell.outputs)
+    assert "It's younes, welcome in!" in text and "It's not kian, please go away" in text
