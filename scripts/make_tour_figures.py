@@ -7,7 +7,7 @@ The jobs run one after the other (they share the CPU); expect some 20-40 minutes
 
 - units_block1..5.jpg: `python -m tinyconv.visualize` for four units of one layer per VGG16 block, over the
   course's face pictures and the style-transfer photos and paintings.
-- style_progression.jpg: `python -m tinyconv.stylize --save-every`, Tübingen x The Starry Night, as a strip
+- style_progression.jpg: `python -m tinyconv.stylize --scales 1 --save-every`, Tübingen x The Starry Night, as a strip
   content | style | iterations ... | result.
 - roc.png, distances.png: `python -m tinyconv.faces evaluate` on all 6,000 LFW pairs (minutes the first time,
   then seconds from the encoding cache): its ROC curve and the histograms of same-person and different-person
@@ -57,8 +57,8 @@ def unit_figures(shared):
 def style_figure(shared, work):
     out = work / "stylized.png"
     run("-m", "tinyconv.stylize", shared / STYLE["content"], shared / STYLE["style"], "-o", out,
-        "--size", STYLE["size"], "--iterations", STYLE["iterations"], "--save-every", STYLE["every"])
-    steps = [(work / f"stylized_{i:04d}.png", f"iteration {i}")
+        "--size", STYLE["size"], "--scales", 1, "--iterations", STYLE["iterations"], "--save-every", STYLE["every"])
+    steps = [(work / f"stylized_1_{i:04d}.png", f"iteration {i}")
              for i in range(STYLE["every"], STYLE["iterations"], STYLE["every"])]
     panels = [(shared / STYLE["content"], "content"), (shared / STYLE["style"], "style"), *steps,
               (out, f"iteration {STYLE['iterations']}")]

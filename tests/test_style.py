@@ -4,7 +4,7 @@ import pytest
 
 from tinyconv import Tensor, gradcheck, no_grad
 from tinyconv.style import (compute_content_cost, compute_layer_style_cost, compute_style_cost, gram_matrix,
-                            layer_style_cost, style_gram, style_targets, total_cost, total_variation_cost)
+                            style_gram, target_style_cost, style_targets, total_cost, total_variation_cost)
 
 
 def fixture(shared, name):
@@ -60,19 +60,19 @@ def test_total_cost_of_tensors_is_differentiable():
     assert Jc.grad == pytest.approx(10.0) and Js.grad == pytest.approx(40.0)
 
 
-def test_layer_style_cost_matches_the_course_formula_for_different_sizes():
+def test_target_style_cost_matches_the_course_formula_for_different_sizes():
     """With a target from a style image of another size, the cost compares Grams per position."""
     rng = np.random.default_rng(0)
     a_S, a_G = rng.standard_normal((1, 6, 4, 5)), rng.standard_normal((1, 3, 4, 5))
     A_S, A_G = a_S.reshape(-1, 5).T, a_G.reshape(-1, 5).T
     G_S, G_G = A_S @ A_S.T / 24 * 12, A_G @ A_G.T   # the style Gram rescaled to the generated image's 12 positions
     expected = np.sum((G_S - G_G) ** 2) / (4 * 5 ** 2 * 12 ** 2)
-    assert layer_style_cost(style_gram(Tensor(a_S)).numpy(), Tensor(a_G)).item() == pytest.approx(expected)
+    assert target_style_cost(style_gram(Tensor(a_S)).numpy(), Tensor(a_G)).item() == pytest.approx(expected)
 
 
-def test_layer_style_cost_names_a_shape_mismatch():
+def test_target_style_cost_names_a_shape_mismatch():
     with pytest.raises(ValueError, match=r"target Gram has shape \(3, 3\), expected \(4, 4\)"):
-        layer_style_cost(np.zeros((3, 3)), Tensor(np.zeros((1, 2, 2, 4))))
+        target_style_cost(np.zeros((3, 3)), Tensor(np.zeros((1, 2, 2, 4))))
 
 
 def test_style_blend_equals_weighted_sum_of_costs_up_to_a_constant():

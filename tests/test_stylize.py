@@ -1,4 +1,5 @@
-"""Style transfer end to end: the gradient of the total cost, the optimisers, and the command line with its failures.
+"""Style transfer end to end: the gradient of the total cost, the optimisers, coarse to fine, and the command line
+with its failures.
 
 The command-line runs use a VGG16 weights file of random weights written by the test (no download needed); the
 real weights are used where noted, and those tests skip when they are absent.
@@ -10,8 +11,10 @@ from tinyconv import gradcheck, weights
 from tinyconv.files import load_image, save_image
 from tinyconv.models.vgg import VGG, vgg16
 from tinyconv.style import STYLE_LAYERS
-from tinyconv.style_transfer import StyleTransfer, memory_estimate, run_adam, run_lbfgs
-from tinyconv.stylize import main, transfer_luminance
+from tinyconv.style.__main__ import main
+from tinyconv.style.images import transfer_luminance
+from tinyconv.style.optimisation import (StyleTransfer, coarse_to_fine, memory_estimate, pyramid, run_adam,
+                                         run_lbfgs, scale_iterations)
 from tinyconv.weights.architectures import ARCHITECTURES
 
 RNG = np.random.default_rng(0)
@@ -38,11 +41,8 @@ def test_total_cost_gradcheck_random_vgg():
     check_total_cost_gradient(VGG())
 
 
-def test_total_cost_gradcheck_real_vgg16():
-    path = weights.path_if_present("vgg16")
-    if path is None:
-        pytest.skip("VGG16 weights not converted yet (python -m tinyconv.weights fetch vgg16)")
-    check_total_cost_gradient(vgg16(path))
+def test_total_cost_gradcheck_real_vgg16(weights_file):
+    check_total_cost_gradient(vgg16(weights_file("vgg16")))
 
 
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
@@ -61,6 +61,36 @@ def test_optimisers_lower_the_cost(optimizer):
         assert rgb.min() >= -1e-3 and rgb.max() <= 255 + 1e-3
     assert seen == [1, 2, 3, 4, 5]
     assert problem.best_cost < start and best is problem.best
+
+
+def test_pyramid_halves_down_to_the_smallest_useful_size():
+    assert pyramid(384, 512, 3) == [(96, 128), (192, 256), (384, 512)]
+    assert pyramid(384, 512, 1) == [(384, 512)]
+    assert pyramid(48, 64, 3) == [(48, 64)]                  # 24x32 would be under 32 px: left out
+    assert pyramid(24, 32, 2) == [(24, 32)]                  # the requested size always runs
+    assert scale_iterations(20, 3) == [80, 40, 20] and scale_iterations(7, 1) == [7]
+
+
+def test_coarse_to_fine_starts_each_scale_from_the_last_result():
+    np.random.seed(0)
+    model = VGG()
+    content = np.random.default_rng(4).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    seen = []
+
+    def problem_at(h, w):
+        from tinyconv.style.images import resize
+        small = model.preprocess(resize(content, h, w))
+        return StyleTransfer(model, small, [small], "block4_conv2", STYLE_LAYERS, 1.0, 1e-3, 0.1)
+
+    def optimise(problem, x0, n, k):
+        seen.append((k, x0.shape, n, model.deprocess(x0).copy()))
+        run_lbfgs(problem, x0, n)
+
+    last = coarse_to_fine(model, content, [(32, 32), (64, 64)], [4, 2], problem_at, optimise)
+    assert [(k, shape, n) for k, shape, n, _ in seen] == [(0, (1, 32, 32, 3), 4), (1, (1, 64, 64, 3), 2)]
+    assert last.best.shape == (1, 64, 64, 3)
+    # the fine scale starts from the coarse result, not from the content image
+    assert np.abs(seen[1][3] - content).mean() > 1
 
 
 def test_memory_estimate_grows_with_the_image():
@@ -118,26 +148,61 @@ def test_help_documents_defaults_and_the_loss_convention(capsys):
     out = capsys.readouterr().out
     assert exit_.value.code == 0
     for text in ("--original-colors", "--style-blend", "J_content = sum((a_C - a_G)^2) / (4 nH nW nC)",
-                 "default 100", "block4_conv2"):
+                 "--scales", "(default 3", "default 20", "block4_conv2", "LOSSY", "(default 1.0)"):
         assert text in out
 
 
 @pytest.mark.parametrize("args, message", [
     ("{f}/content.png {f}/missing.jpg -o {f}/out.png", "missing.jpg: no such image file"),
     ("{f}/not_an_image.jpg {f}/style.jpg -o {f}/out.png", "not_an_image.jpg: not a readable image"),
-    ("{f}/content.png {f}/style.jpg -o {f}/no_such_folder/out.png", "the output folder"),
+    ("{f}/content.png {f}/style.jpg -o {f}/no_such_folder/out.png", "no_such_folder does not exist"),
+    ("{f}/content.png {f}/style.jpg -o {f}", "is a folder; name the file"),
+    ("{f}/content.png {f}/style.jpg -o {f}/content.png", "is also an input image"),
+    ("{f}/content.png {f}/style.jpg -o {f}/style.jpg", "is also an input image"),
+    ("{f}/content.png {f}/style.jpg -o {f}/out.png --style-blend nan", "--style-blend: expected 1 finite"),
     ("{f}/content.png {f}/style.jpg -o {f}/out.xyz", "unknown image format"),
     ("{f}/content.png {f}/style.jpg -o {f}/out.png --style-layers conv9_1", "vgg16: no layer 'conv9_1'"),
-    ("{f}/content.png {f}/style.jpg -o {f}/out.png --style-blend 1,2", "--style-blend: expected 1 non-negative"),
+    ("{f}/content.png {f}/style.jpg -o {f}/out.png --style-blend 1,2", "--style-blend: expected 1 finite"),
+    ("{f}/content.png {f}/style.jpg -o {f}/out.png --style-layers conv1_1:-1", "--style-layers weights"),
     ("{f}/content.png {f}/style.jpg -o {f}/out.png --size 8", "VGG needs at least 16 on each side"),
-    ("{f}/content.png {f}/style.jpg -o {f}/out.png --size 300000", "GiB is available; use a smaller --size"),
+    ("{f}/content.png {f}/style.jpg -o {f}/out.png --size 300000", "GiB available; use a smaller --size"),
     ("{f}/content.png {f}/style.jpg -o {f}/out.png --init {f}/nothing.png", "nothing.png: no such image file"),
     ("{f}/content.png {f}/style.jpg -o {f}/out.png --model vgg19 --weights {f}/none.h5", "none.h5: no such"),
 ])
 def test_failures_are_one_line_before_any_work(files, capsys, args, message):
     (files / "not_an_image.jpg").write_text("hello")
+    before = load_image(files / "content.png")
     assert main(args.format(f=files).split()) == 1
     assert message in one_error_line(capsys)
+    assert not (files / "out.png").exists()
+    np.testing.assert_array_equal(load_image(files / "content.png"), before)
+
+
+def test_a_read_only_output_folder_is_refused_before_any_work(files, capsys, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr("tinyconv.files.tempfile.mkstemp", refuse)   # as a read-only folder does (even for root)
+    monkeypatch.setattr(StyleTransfer, "__init__", lambda *a, **k: pytest.fail("optimisation started"))
+    assert stylize(files, "-o", files / "out.png") == 1
+    line = one_error_line(capsys)
+    assert "cannot write into" in line and "Permission denied" in line
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--content-weight", "nan", "expected a finite number"),
+    ("--style-weight", "inf", "expected a finite number"),
+    ("--tv-weight", "-1", "must not be negative"),
+    ("--style-scale", "0", "must be positive"),
+    ("--iterations", "0", "must be at least 1"),
+    ("--scales", "0", "must be at least 1"),
+    ("--learning-rate", "1", "L-BFGS chooses its own"),
+])
+def test_bad_numbers_are_usage_errors(files, capsys, option, value, message):
+    with pytest.raises(SystemExit) as exit_:
+        stylize(files, "-o", files / "out.png", option, value)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert message in err[-1] and "Traceback" not in "".join(err)
     assert not (files / "out.png").exists()
 
 
@@ -155,7 +220,7 @@ def test_run_writes_the_image_and_the_same_seed_gives_the_same_image(files, caps
     assert a.shape == (24, 32, 3)
     np.testing.assert_array_equal(a, b)
     err = capsys.readouterr().err
-    assert "stylize: 3/3 iterations" in err and "ETA 0:00  loss" in err
+    assert "stylize: scale 1/1 32x24: 3/3 iterations" in err and "ETA 0:00  loss" in err
     assert stylize(files, "-o", files / "c.png", "--iterations", 3, "--init", "noise", "--seed", 8) == 0
     assert not np.array_equal(a, load_image(files / "c.png"))
 
@@ -163,9 +228,21 @@ def test_run_writes_the_image_and_the_same_seed_gives_the_same_image(files, caps
 def test_adam_save_every_original_colors_and_blend(files):
     out = files / "adam.jpg"
     assert stylize(files, str(files / "style.jpg"), "-o", out, "--optimizer", "adam", "--iterations", 4,
-                   "--save-every", 2, "--original-colors", "--style-blend", "0.3,0.7", "--pooling", "avg") == 0
+                   "--learning-rate", 2, "--save-every", 2, "--original-colors", "--style-blend", "0.3,0.7",
+                   "--pooling", "avg") == 0
     assert load_image(out).shape == (24, 32, 3)
-    assert (files / "adam_0002.jpg").is_file() and not (files / "adam_0004.jpg").exists()
+    assert (files / "adam_1_0002.jpg").is_file() and not (files / "adam_1_0004.jpg").exists()
+
+
+def test_coarse_to_fine_from_the_command_line(files, capsys):
+    save_image(files / "big.png", np.random.default_rng(5).integers(0, 256, (48, 64, 3), dtype=np.uint8))
+    out = files / "scales.png"
+    assert main([str(files / "big.png"), str(files / "style.jpg"), "--weights", str(files / "vgg16_random.h5"),
+                 "--size", "64", "--scales", "2", "--iterations", "2", "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "over 2 scale(s) (32x24, 64x48), 4+2 iterations" in err
+    assert "scale 1/2 32x24: 4/4 iterations" in err and "scale 2/2 64x48: 2/2 iterations" in err
+    assert load_image(out).shape == (48, 64, 3)
 
 
 def test_ctrl_c_saves_the_latest_image(files, monkeypatch, capsys):
@@ -185,8 +262,39 @@ def test_ctrl_c_saves_the_latest_image(files, monkeypatch, capsys):
     assert not [p for p in files.iterdir() if p.name.startswith(".interrupted")]   # no temporary file left
 
 
-def test_demo_runs_on_images_made_in_code(tmp_path, files):
-    out = tmp_path / "demo.png"
-    assert main(["--demo", "-o", str(out), "--iterations", "2", "--weights", str(files / "vgg16_random.h5")]) == 0
-    assert load_image(out).shape == load_image(tmp_path / "demo_content.png").shape == (96, 128, 3)
-    assert (tmp_path / "demo_style.png").is_file()
+def test_demo_writes_only_what_o_names(tmp_path, files, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    weights_args = ["--weights", str(files / "vgg16_random.h5"), "--scales", "1", "--iterations", "1"]
+    assert main(["--demo", "-o", "demo.png", *weights_args]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.png"]
+    assert load_image(tmp_path / "demo.png").shape == (96, 128, 3)
+    assert main(["--demo", "-o", "asked.png", "--demo-inputs", *weights_args]) == 0
+    assert {"asked.png", "asked_content.png", "asked_style.png"} <= {p.name for p in tmp_path.iterdir()}
+
+
+def test_segmented_gradient_equals_the_whole_graph():
+    """Gradient checkpointing (one block at a time) gives the same cost, parts and gradient as the whole graph."""
+    np.random.seed(0)
+    model = VGG().astype(np.float64)
+    x = model.preprocess(np.random.default_rng(6).uniform(0, 255, (32, 32, 3)))
+    plain, segmented = small_problem(model), small_problem(model)
+    segmented.segmented = True
+    cost, grad, parts = plain.loss_and_grad(x)
+    cost_s, grad_s, parts_s = segmented.loss_and_grad(x)
+    assert len(model.segments(plain.layers)) == 5
+    assert cost_s == pytest.approx(cost, rel=1e-10)
+    assert parts_s == pytest.approx(parts, rel=1e-10)
+    np.testing.assert_allclose(grad_s, grad, rtol=1e-9, atol=1e-12 * np.abs(grad).max())
+    layers = plain.layers
+    assert memory_estimate(model, 1024, 1024, layers, segmented=True) < memory_estimate(model, 1024, 1024, layers)
+
+
+def test_an_image_too_large_for_max_memory_runs_one_block_at_a_time(files, capsys):
+    model, layers = VGG(), ["block4_conv2"] + [name for name, _ in STYLE_LAYERS]
+    whole, segmented = (memory_estimate(model, 24, 32, layers, segmented=s) for s in (False, True))
+    assert segmented < whole
+    limit = (whole + segmented) / 2 / 2 ** 30
+    assert stylize(files, "-o", files / "blocks.png", "--iterations", 1, "--max-memory", limit) == 0
+    assert "one block at a time" in capsys.readouterr().err
+    assert stylize(files, "-o", files / "blocks.png", "--iterations", 1, "--max-memory", segmented / 2 / 2 ** 30) == 1
+    assert "even one network block at a time, more than" in one_error_line(capsys)

@@ -40,6 +40,23 @@ def atomic_write(path, suffix=None):
         raise
 
 
+def check_writable(path):
+    """Raise ValueError unless a file can be written at `path` now: not a folder, and its folder exists and accepts
+    a new file (tried with an empty temporary file, removed at once). For checks before long work."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise ValueError(f"{path}: is a folder; name the file to write")
+    if not folder.is_dir():
+        raise ValueError(f"{path}: the folder {folder} does not exist")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
+    except OSError as e:
+        raise ValueError(f"{path}: cannot write into {folder} ({e.strerror or e})") from None
+    os.close(fd)
+    os.unlink(tmp)
+
+
 def load_image(path):
     """Read an image file as an (H, W, 3) uint8 RGB array (grey and RGBA are converted; alpha is dropped).
 

@@ -13,8 +13,8 @@ Two views of the same units (channels) of one layer, side by side in one picture
 
 Receptive field: a unit at position i of a layer sees the input pixels i*jump + offset ... i*jump + offset + size - 1
 (each axis); `receptive_field` works out (size, jump, offset) from the layers' kernels, strides and paddings.
-Errors (unknown layer, unit out of range, empty or unreadable image folder, missing output folder) are one line
-`error: ...` and exit status 1.
+Errors (unknown layer, unit out of range, empty or unreadable image folder, an output that cannot be written) are
+one line `error: ...` and exit status 1; a bad option value is a usage error, exit status 2.
 """
 import argparse
 import sys
@@ -26,12 +26,13 @@ from scipy.ndimage import gaussian_filter
 
 import tinyconv.functional as F
 from tinyconv import Tensor, no_grad, weights
-from tinyconv.cli import run_command
+from tinyconv.cli import non_negative_int, positive_float, positive_int, run_command
+from tinyconv.files import check_writable, load_image, save_image
 from tinyconv.progress import Progress
-from tinyconv.files import load_image, save_image
 from tinyconv.models.vgg import VGG
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
+# The defaults of the functions below and of the command line (one place for both).
 DEFAULTS = dict(units=(0, 1, 2, 3), top=6, size=128, ascent_size=96, steps=60, step_size=1.5, jitter=4,
                 decay=0.01, blur_every=4, blur_sigma=0.5, cell=64, seed=0)
 GREY = 128  # the value shown outside the image when a receptive field overhangs it
@@ -43,10 +44,9 @@ def layer_geometry(model, layer, size):
 
     model: a `VGG`; size: the input's side in pixels (needed only to resolve 'same' padding).
     """
-    name = model.layer_name(layer)
     ops = []
-    for conv in model.convs[:model.layer_names.index(name) + 1]:
-        if conv.name.endswith("_conv1") and conv.name != "block1_conv1":
+    for conv in model.convs_to(layer):
+        if conv.name in model.pooled:
             ops.append((2, 2, 0))                                    # the pooling before each block
             size //= 2
         k, s = conv.kernel.shape[0], conv.stride
@@ -108,7 +108,7 @@ def square_image(path, size):
 def check_units(model, layer, units):
     """The units as a list of ints, each checked against the layer's number of channels."""
     name = model.layer_name(layer)
-    width = model.convs[model.layer_names.index(name)].kernel.shape[3]
+    width = model.convs_to(name)[-1].kernel.shape[3]
     for unit in units:
         if not 0 <= unit < width:
             raise ValueError(f"unit {unit} is out of range: {name} has {width} units (0..{width - 1})")
@@ -118,7 +118,7 @@ def check_units(model, layer, units):
 
 
 # ----- the two views ------------------------------------------------------------------------------------------------
-def top_patches(model, layer, units, images, top=6, batch_size=8, progress=True):
+def top_patches(model, layer, units, images, top=DEFAULTS["top"], batch_size=8, progress=True):
     """For each unit, the `top` strongest (activation, image index, patch) over `images`, strongest first.
 
     images: list of (S, S, 3) uint8 arrays of one size S. In each image only the unit's maximum counts (so the
@@ -157,8 +157,10 @@ def top_patches(model, layer, units, images, top=6, batch_size=8, progress=True)
     return result
 
 
-def maximise_activation(model, layer, units, size=96, steps=60, step_size=1.5, jitter=4, decay=0.01,
-                        blur_every=4, blur_sigma=0.5, seed=0, progress=True):
+def maximise_activation(model, layer, units, size=DEFAULTS["ascent_size"], steps=DEFAULTS["steps"],
+                        step_size=DEFAULTS["step_size"], jitter=DEFAULTS["jitter"], decay=DEFAULTS["decay"],
+                        blur_every=DEFAULTS["blur_every"], blur_sigma=DEFAULTS["blur_sigma"], seed=DEFAULTS["seed"],
+                        progress=True):
     """Network inputs (U, size, size, 3), one per unit, that excite the unit's mean activation strongly.
 
     Gradient ascent on the pixels (the model's input space) with all units in one batch: each step takes the
@@ -199,13 +201,13 @@ def maximise_activation(model, layer, units, size=96, steps=60, step_size=1.5, j
 def pre_activation(model, x, layer):
     """The output of `layer`'s convolution before its ReLU, for input x: the layers below through
     `model.features`, then the pooling that starts a block (as in `VGG.features`) and the convolution itself."""
-    k = model.layer_names.index(model.layer_name(layer))
-    if k > 0:
-        below = model.layer_names[k - 1]
+    convs = model.convs_to(layer)
+    if len(convs) > 1:
+        below = convs[-2].name
         x = model.features(x, [below])[below]
-        if model.layer_names[k].endswith("_conv1"):
-            x = (F.max_pool2d if model.pooling == "max" else F.avg_pool2d)(x, 2)
-    return model.convs[k](x)
+    if convs[-1].name in model.pooled:
+        x = model.pool(x)
+    return convs[-1](x)
 
 
 def pictures(model, x):
@@ -219,7 +221,7 @@ def stretch(rgb):
     return np.clip((rgb - lo) / max(hi - lo, 1e-6) * 255, 0, 255).astype(np.uint8)
 
 
-def compose(layer, units, patches, maximised=None, cell=64):
+def compose(layer, units, patches, maximised=None, cell=DEFAULTS["cell"]):
     """One picture: a row per unit with its top patches, then its activation-maximisation image (if given)."""
     top = max(len(p) for p in patches.values())
     label_w, gap, head = 64, 12, 22
@@ -242,28 +244,40 @@ def compose(layer, units, patches, maximised=None, cell=64):
 
 
 # ----- command line -------------------------------------------------------------------------------------------------
+def at_least(least):
+    """argparse type: a whole number >= `least`."""
+    def parse(text):
+        value = non_negative_int(text)
+        if value < least:
+            raise argparse.ArgumentTypeError(f"must be at least {least}, got {text!r}")
+        return value
+    return parse
+
+
 def build_parser():
     d = DEFAULTS
     p = argparse.ArgumentParser(
         prog="python -m tinyconv.visualize",
         description="Show what units of a VGG16 layer respond to: the image patches that excite them most "
-                    "(Zeiler & Fergus 2013) beside images made by gradient ascent on the pixels.")
+                    "(Zeiler & Fergus 2013) beside images made by gradient ascent on the pixels. Exit status 0 "
+                    "done, 1 error, 2 usage.")
     p.add_argument("layer", help="block1_conv1 ... block5_conv3 (or the paper's conv1_1 ... conv5_3)")
-    p.add_argument("--units", type=int, nargs="+", default=list(d["units"]),
+    p.add_argument("--units", type=non_negative_int, nargs="+", default=list(d["units"]),
                    help="channel numbers of the layer (default %(default)s)")
     p.add_argument("--images", nargs="+", required=True, metavar="DIR",
                    help="folder(s) of images to search for top patches (files directly inside)")
     p.add_argument("-o", "--output", required=True, help="the picture to write (.png or .jpg), atomically")
-    p.add_argument("--top", type=int, default=d["top"], help="patches per unit (default %(default)s)")
-    p.add_argument("--size", type=int, default=d["size"],
+    p.add_argument("--top", type=positive_int, default=d["top"], help="patches per unit (default %(default)s)")
+    p.add_argument("--size", type=at_least(8), default=d["size"],
                    help="side of the square the images are resized and cut to (default %(default)s px)")
-    p.add_argument("--ascent-size", type=int, default=d["ascent_size"],
+    p.add_argument("--ascent-size", type=at_least(8), default=d["ascent_size"],
                    help="side of the activation-maximisation images (default %(default)s px)")
-    p.add_argument("--steps", type=int, default=d["steps"], help="gradient-ascent steps (default %(default)s; "
-                   "0 shows the patches only)")
-    p.add_argument("--step-size", type=float, default=d["step_size"],
+    p.add_argument("--steps", type=non_negative_int, default=d["steps"],
+                   help="gradient-ascent steps (default %(default)s; 0 shows the patches only)")
+    p.add_argument("--step-size", type=positive_float, default=d["step_size"],
                    help="pixel levels per step (default %(default)s)")
-    p.add_argument("--cell", type=int, default=d["cell"], help="side of each picture in the grid (px)")
+    p.add_argument("--cell", type=at_least(8), default=d["cell"],
+                   help="side of each picture in the grid (default %(default)s px)")
     p.add_argument("--seed", type=int, default=d["seed"], help="random seed of the ascent (default %(default)s)")
     p.add_argument("--weights", help="a converted VGG16 weights file (default: the one tinyconv fetches)")
     return p
@@ -273,15 +287,10 @@ def run(args):
     model = VGG("vgg16")
     layer = model.layer_name(args.layer)
     units = check_units(model, layer, args.units)
-    for what, value, least in (("--top", args.top, 1), ("--size", args.size, 8), ("--ascent-size",
-                               args.ascent_size, 8), ("--steps", args.steps, 0), ("--cell", args.cell, 8)):
-        if value < least:
-            raise ValueError(f"{what} must be at least {least}, got {value}")
     output = Path(args.output)
-    if not (output.parent if str(output.parent) else Path(".")).is_dir():
-        raise FileNotFoundError(f"{output}: the folder {output.parent} does not exist")
     if output.suffix.lower() not in (".png", ".jpg", ".jpeg"):
         raise ValueError(f"{output}: the output must be a .png or .jpg file")
+    check_writable(output)
     files = image_files(args.images)
     images = [square_image(f, args.size) for f in files]
     model.load_weights(args.weights or weights.ensure("vgg16"))

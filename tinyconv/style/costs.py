@@ -10,12 +10,15 @@ a scalar `Tensor`, so the generated image's gradient comes from `backward()`:
     J             = alpha * J_content + beta * J_style          (the course: alpha 10, beta 40)
 
 The style image may have another size than the generated one, so the targets are kept as Grams *per position*
-(G / (nH nW)); with equal sizes `compute_layer_style_cost` is exactly the course's formula. A total-variation cost
-(mean squared difference of neighbouring pixels) smooths the generated image.
+(G / (nH nW)); `target_style_cost` compares one with the generated activations, and with equal sizes
+`compute_layer_style_cost` (which builds the target from a_S) is exactly the course's formula. A total-variation
+cost (mean squared difference of neighbouring pixels) smooths the generated image.
 """
 import tinyconv.functional as F
 
-# The course's style layers (VGG19 conv1_1 ... conv5_1 with equal weights), in the weights file's names.
+# The course's layers (VGG19 conv4_2; conv1_1 ... conv5_1 with equal weights), in the weights file's names: the
+# defaults of every style-transfer function and of the command line.
+CONTENT_LAYER = "block4_conv2"
 STYLE_LAYERS = [("block1_conv1", 0.2), ("block2_conv1", 0.2), ("block3_conv1", 0.2), ("block4_conv1", 0.2),
                 ("block5_conv1", 0.2)]
 
@@ -43,20 +46,20 @@ def style_gram(a):
     return gram_matrix(unroll(a)) / (n_H * n_W)
 
 
-def layer_style_cost(G_S, a_G):
+def target_style_cost(G_S, a_G):
     """J_style_layer from a per-position target Gram G_S (nC, nC) and generated activations a_G (1, nH, nW, nC).
 
     1/(4 nC^2) * sum((G_S - G_G/(nH nW))^2), which is 1/(4 nC^2 (nH nW)^2) * sum((G_S (nH nW) - G_G)^2).
     """
     n_C = a_G.shape[-1]
     if G_S.shape != (n_C, n_C):
-        raise ValueError(f"layer_style_cost: target Gram has shape {G_S.shape}, expected ({n_C}, {n_C})")
+        raise ValueError(f"target_style_cost: target Gram has shape {G_S.shape}, expected ({n_C}, {n_C})")
     return F.sum(F.sub(G_S, style_gram(a_G)) ** 2) / (4 * n_C ** 2)
 
 
 def compute_layer_style_cost(a_S, a_G):
     """J_style_layer = 1/(4 nC^2 (nH nW)^2) * sum((G_S - G_G)^2) for activations of shape (1, nH, nW, nC)."""
-    return layer_style_cost(style_gram(a_S), a_G)
+    return target_style_cost(style_gram(a_S), a_G)
 
 
 def compute_style_cost(G_S, a_G, style_layers=STYLE_LAYERS):
@@ -65,7 +68,7 @@ def compute_style_cost(G_S, a_G, style_layers=STYLE_LAYERS):
     G_S: dict layer -> target Gram per position (see `style_targets`); a_G: dict layer -> generated activations.
     (The course recomputes the style image's Grams at every step; they are fixed, so here they are computed once.)
     """
-    return sum(weight * layer_style_cost(G_S[name], a_G[name]) for name, weight in style_layers)
+    return sum(weight * target_style_cost(G_S[name], a_G[name]) for name, weight in style_layers)
 
 
 def style_targets(style_activations, blend=None):
