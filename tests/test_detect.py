@@ -7,7 +7,7 @@ from PIL import Image
 from tinyconv.faces import Face, align, choose_face, detect_faces
 from tinyconv.faces.detect import TEMPLATE_112, pyramid_scales, similarity_transform
 from tinyconv.files import load_image
-from tinyconv.kernels import nms
+from tinyconv.kernels import crop_resize, nms
 
 LFW_PEOPLE = ["Aaron_Eckhart", "Angelina_Jolie", "Serena_Williams", "Michael_Jordan", "Paula_Zahn",
               "Rudolph_Giuliani", "Craig_Wilson"]
@@ -137,6 +137,23 @@ def test_nms_union_and_min():
     assert nms(np.empty((0, 5)), 0.5).shape == (0,)
     with pytest.raises(ValueError, match="method"):
         nms(boxes, 0.5, "max")
+
+
+def test_crop_resize_averages_areas_interpolates_and_pads_with_zeros():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (40, 30, 3), dtype=np.uint8)
+    # shrinking 40x30 -> 17x11: the exact area mean, computed by repeating every pixel 17 x 11 times
+    fine = image.astype(np.float64).repeat(17, 0).repeat(11, 1)
+    np.testing.assert_allclose(crop_resize(image, [[0, 0, 40, 30]], 17, 11)[0],
+                               fine.reshape(17, 40, 11, 30, 3).mean(axis=(1, 3)), atol=1e-3)
+    # enlarging: bilinear between cell centres, as Pillow does (Pillow rounds to integers)
+    pillow = np.asarray(Image.fromarray(image[5:15, 5:15]).resize((24, 24), Image.BILINEAR))
+    np.testing.assert_allclose(crop_resize(image, [[5, 5, 10, 10]], 24, 24)[0], pillow, atol=1)
+    # a box half outside the image: zeros there, the image's pixels where it is inside; several boxes at once
+    both = crop_resize(image, [[-10, -10, 20, 20], [0, 0, 20, 20]], 20, 20)
+    np.testing.assert_array_equal(both[0, 10:, 10:], image[:10, :10])
+    assert not both[0, :10].any() and not both[0, :, :10].any()
+    np.testing.assert_array_equal(both[1], image[:20, :20])
 
 
 def test_pyramid_scales_are_sandbergs():

@@ -19,6 +19,7 @@ import numbers
 
 import numpy as np
 
+from .kernels import activation as activation_kernels
 from .kernels import conv as conv_kernels
 from .kernels import pool as pool_kernels
 from .tensor import Tensor, as_array
@@ -163,14 +164,15 @@ def prelu(x, slope):
     if slope.ndim != 1 or x.ndim == 0 or slope.shape[0] != x.shape[-1]:
         raise ValueError(f"prelu: slope must have shape ({x.shape[-1] if x.ndim else '?'},) (one per channel, "
                          f"the last axis), got {slope.shape} for input {x.shape}")
-    positive = x.data > 0
+    out = activation_kernels.prelu_forward(np.ascontiguousarray(x.data), slope.data.astype(x.dtype, copy=False))
 
     def vjp(g):  # y = x (x > 0), a x (x <= 0):  dy/dx = 1[x>0] + a 1[x<=0],  dy/da = x 1[x<=0] (summed per channel)
+        positive = x.data > 0
         gx = np.where(positive, g, g * slope.data)
         ga = np.where(positive, 0, g * x.data).reshape(-1, slope.shape[0]).sum(axis=0) if slope.requires_grad \
             else None
         return gx, ga
-    return Tensor.from_op(np.where(positive, x.data, x.data * slope.data), (x, slope), vjp, "prelu")
+    return Tensor.from_op(out, (x, slope), vjp, "prelu")
 
 
 def softmax(x, axis=-1):

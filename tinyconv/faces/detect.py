@@ -19,6 +19,7 @@ from PIL import Image
 
 from tinyconv.files import load_image
 from tinyconv.kernels.nms import nms
+from tinyconv.kernels.resize import crop_resize
 from tinyconv.models.mtcnn import mtcnn, scale_pixels
 from tinyconv.tensor import no_grad
 
@@ -31,8 +32,8 @@ TEMPLATE_112 = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.73
 @dataclass
 class Face:
     """One detected face. box: (x0, y0, x1, y1) float pixels; score: O-Net's face probability; landmarks: (5, 2)
-    float (x, y) of the left eye, right eye, nose, left mouth corner, right mouth corner (the person's left is on
-    the image's left here: left/right as seen in the image)."""
+    float (x, y) of the left eye, right eye, nose, left mouth corner, right mouth corner, left and right as seen in
+    the image (the "left eye" is the one nearer the image's left edge)."""
     box: np.ndarray
     score: float
     landmarks: np.ndarray
@@ -82,8 +83,8 @@ def _stage1(rgb, pnet, min_face, threshold, factor):
     height, width = rgb.shape[:2]
     found = [np.empty((0, 9))]
     for scale in pyramid_scales(height, width, min_face, factor):
-        level = _resize(rgb, math.ceil(width * scale), math.ceil(height * scale))
-        probability, regression = pnet(scale_pixels(level)[None])
+        level = crop_resize(rgb, [[0, 0, height, width]], math.ceil(height * scale), math.ceil(width * scale))
+        probability, regression = pnet(scale_pixels(level))
         boxes = _cells_to_boxes(probability.data[0], regression.data[0], scale, threshold)
         found.append(boxes[nms(boxes, 0.5, "union")])                 # NMS per scale
     boxes = np.concatenate(found)
@@ -148,30 +149,11 @@ def _square(boxes):
 
 
 def _crops(rgb, boxes, size):
-    """(n, size, size, 3) uint8: each integer box's pixels (MATLAB-inclusive: columns x0-1 .. x1-1 counted from 0),
-    zero where the box leaves the image, resized bilinearly to size x size."""
-    height, width = rgb.shape[:2]
-    out = np.zeros((len(boxes), size, size, 3), np.uint8)
-    for k, (x0, y0, x1, y1) in enumerate(boxes[:, :4].astype(np.int64)):
-        box_w, box_h = x1 - x0 + 1, y1 - y0 + 1
-        if box_w < 1 or box_h < 1:
-            continue
-        patch = np.zeros((box_h, box_w, 3), np.uint8)
-        top, left = max(y0 - 1, 0), max(x0 - 1, 0)
-        bottom, right = min(y1, height), min(x1, width)
-        if bottom > top and right > left:
-            patch[top - y0 + 1:bottom - y0 + 1, left - x0 + 1:right - x0 + 1] = rgb[top:bottom, left:right]
-        out[k] = _resize(patch, size, size)
-    return out
-
-
-def _resize(rgb, width, height):
-    """Resize an (H, W, 3) uint8 image: area averaging when shrinking (as OpenCV's INTER_AREA), bilinear otherwise."""
-    if rgb.shape[:2] == (height, width):
-        return rgb
-    shrink = width <= rgb.shape[1] and height <= rgb.shape[0]
-    image = Image.fromarray(np.ascontiguousarray(rgb))
-    return np.asarray(image.resize((width, height), Image.BOX if shrink else Image.BILINEAR))
+    """(n, size, size, 3) float32 pixels of the integer boxes (MATLAB-inclusive: columns x0-1 .. x1-1 counted from
+    0), zero where a box leaves the image, resized to size x size (area averaging or bilinear)."""
+    x0, y0, x1, y1 = boxes[:, :4].astype(np.int64).T
+    return crop_resize(rgb, np.stack([y0 - 1, x0 - 1, np.maximum(y1 - y0 + 1, 1), np.maximum(x1 - x0 + 1, 1)], 1),
+                       size, size)
 
 
 # ----- what FaceNet does with the faces -----------------------------------------------------------------------------
