@@ -5,10 +5,15 @@ import pytest
 from PIL import Image
 
 import tinyconv.functional as F
-from tinyconv import Tensor, no_grad, weights
+from tinyconv import Tensor, no_grad
 from tinyconv.faces import FaceDatabase, encode, img_to_encoding, triplet_loss, verify, who_is_it
-from tinyconv.faces.encoding import model_fingerprint
-from tinyconv.faces.preprocess import load_face, parse_preprocessing, prewhiten
+from tinyconv.faces.annotate import UNKNOWN, draw_faces
+from tinyconv.faces.encoding import encode_views, model_fingerprint
+from tinyconv.faces.detect import detect_faces
+from tinyconv.faces.preprocess import detect, load_face, parse_preprocessing, prewhiten
+from tinyconv.faces.recognition import identify
+from tinyconv.faces.thresholds import DEFAULT_PREPROCESS, default_threshold
+from tinyconv.files import load_image
 from tinyconv.models.facenet import facenet
 
 COURSE_DATABASE = ["danielle", "younes", "tian", "andrew", "kian", "dan", "sebastiano", "bertrand", "kevin", "felix",
@@ -45,9 +50,13 @@ def test_triplet_loss_on_tensors_is_differentiable():
 
 # ----- preprocessing ----------------------------------------------------------------------------------------------
 def test_preprocessing_names():
-    assert parse_preprocessing("course") == ("course", None)
-    assert parse_preprocessing("standardize-crop150") == ("standardize", 150)
-    for bad in ["", "whiten", "course-crop", "course-crop0", "standardize-crop-5", "standardize-crop1.5"]:
+    assert parse_preprocessing("course") == ("course", None, False)
+    assert parse_preprocessing("standardize-crop150") == ("standardize", 150, False)
+    assert parse_preprocessing("mtcnn") == ("mtcnn", None, False)
+    assert parse_preprocessing("mtcnn-flip") == ("mtcnn", None, True)
+    assert parse_preprocessing("standardize-crop150-flip") == ("standardize", 150, True)
+    for bad in ["", "whiten", "course-crop", "course-crop0", "standardize-crop-5", "standardize-crop1.5",
+                "mtcnn-crop150", "flip", "mtcnn-flip-crop150", "mtcnn-flip-flip"]:
         with pytest.raises(ValueError, match="unknown preprocessing"):
             parse_preprocessing(bad)
 
@@ -133,6 +142,39 @@ def test_database_refuses_another_model_or_preprocessing(tmp_path):
     assert path.read_bytes() == before and FaceDatabase(path).names() == ["ann"]
 
 
+def test_flip_is_the_normalised_mean_of_the_face_and_its_mirror():
+    model, images = PixelModel(), random_images(3, 5)
+    both, plain, found = encode_views(model, images, "course-flip")
+    np.testing.assert_allclose(plain, encode(model, images, "course"))
+    mirror = encode(model, [image[:, ::-1] for image in images], "course")
+    expected = (plain + mirror) / np.linalg.norm(plain + mirror, axis=1, keepdims=True)
+    np.testing.assert_allclose(both, expected, atol=1e-6)
+    assert found.all()
+
+
+def test_one_decision_rule_distance_below_threshold(tmp_path, capsys):
+    db, model, ann = FaceDatabase(tmp_path / "faces.h5"), PixelModel(), random_images(1, 0)
+    db.enroll("ann", ann, model, "course")
+    assert verify(ann[0], "ann", db, model, threshold=1e-3) == (0.0, True)
+    assert verify(ann[0], "ann", db, model, threshold=0.0) == (0.0, False)  # equal is not below
+    assert who_is_it(ann[0], db, model, threshold=0.0) == (0.0, "ann")
+    assert capsys.readouterr().out.splitlines() == ["It's ann, welcome in!", "It's not ann, please go away",
+                                                    "Not in the database."]
+
+
+def test_identify_without_detection_reports_the_central_box(tmp_path):
+    db, model, (ann, bob) = FaceDatabase(tmp_path / "faces.h5"), PixelModel(), random_images(2, 3)
+    db.enroll("ann", [ann], model, "standardize-crop100")
+    (match,) = identify(ann, db, model)
+    assert match.nearest == "ann" and match.known and match.distance == pytest.approx(0, abs=1e-6)
+    np.testing.assert_array_equal(match.box, [10, 10, 110, 110])  # the central 100 px of 120
+    (match,) = identify(bob, db, model, threshold=1e-3)
+    assert match.nearest == "ann" and not match.known
+    drawn = draw_faces(bob, [match])
+    assert drawn.shape == bob.shape and np.all(drawn[10, 10:110] == UNKNOWN)  # the red box's top edge
+    np.testing.assert_array_equal(drawn[50:60, 50:60], bob[50:60, 50:60])   # inside the box: the photo
+
+
 def test_database_update_is_atomic(tmp_path, monkeypatch):
     path, model = tmp_path / "faces.h5", PixelModel()
     FaceDatabase(path).enroll("ann", random_images(1, 0), model, "course")
@@ -167,22 +209,19 @@ def test_database_errors(tmp_path):
         FaceDatabase(tmp_path / "other.h5")
 
 
-# ----- the course's numbers, with the real network ----------------------------------------------------------------
+# ----- the course's numbers, with the real network and the course's preprocessing asked for by name --------------
 @pytest.fixture(scope="module")
-def course(shared):
-    path = weights.path_if_present("facenet")
-    if path is None:
-        pytest.skip("converted FaceNet weights absent (python -m tinyconv.weights fetch facenet)")
+def course(shared, weights_file):
     folder = shared / "data" / "faces" / "coursera"
-    model = facenet(path)
+    model = facenet(weights_file("facenet"))
     images = {name: folder / f"{name}.{'png' if name == 'danielle' else 'jpg'}" for name in COURSE_DATABASE}
-    database = dict(zip(images, encode(model, images.values())))
+    database = dict(zip(images, encode(model, images.values(), "course")))
     return model, database, folder
 
 
 def test_course_database_encodings_are_unit_vectors(course):
     model, database, folder = course
-    younes = img_to_encoding(folder / "younes.jpg", model)
+    younes = img_to_encoding(folder / "younes.jpg", model, "course")
     assert younes.shape == (128,) and younes.dtype == np.float32
     assert np.linalg.norm(younes) == pytest.approx(1, abs=1e-6)
     np.testing.assert_allclose(younes, database["younes"], atol=1e-5)  # batch of 12 == one at a time
@@ -190,28 +229,72 @@ def test_course_database_encodings_are_unit_vectors(course):
 
 def test_course_verify_decisions(course, capsys):
     model, database, folder = course
-    dist, door_open = verify(folder / "camera_0.jpg", "younes", database, model)
+    dist, door_open = verify(folder / "camera_0.jpg", "younes", database, model, preprocess="course")
     assert door_open and dist == pytest.approx(0.6020, abs=2e-3)
     assert capsys.readouterr().out == "It's younes, welcome in!\n"
-    dist, door_open = verify(folder / "camera_2.jpg", "kian", database, model)
+    dist, door_open = verify(folder / "camera_2.jpg", "kian", database, model, preprocess="course")
     assert not door_open and dist == pytest.approx(1.0130, abs=2e-3)
     assert capsys.readouterr().out == "It's not kian, please go away\n"
 
 
 def test_course_who_is_it(course, capsys):
     model, database, folder = course
-    dist, identity = who_is_it(folder / "camera_0.jpg", database, model)
+    dist, identity = who_is_it(folder / "camera_0.jpg", database, model, preprocess="course")
     assert identity == "younes" and dist == pytest.approx(0.6020, abs=2e-3)
     assert capsys.readouterr().out.startswith("it's younes, the distance is 0.60")
-    dist, identity = who_is_it(folder / "younes.jpg", database, model)
+    dist, identity = who_is_it(folder / "younes.jpg", database, model, preprocess="course")
     assert identity == "younes" and dist == pytest.approx(0, abs=1e-6)
-    dist, identity = who_is_it(folder / "camera_0.jpg", database, model, threshold=0.5)
+    dist, identity = who_is_it(folder / "camera_0.jpg", database, model, threshold=0.5, preprocess="course")
     assert capsys.readouterr().out.endswith("Not in the database.\n")
 
 
 def test_l2_normalize_matches_encode(course):
     model, database, folder = course
-    x = load_face(folder / "kian.jpg")[None]
+    x = load_face(folder / "kian.jpg", "course")[None]
     with no_grad():
         y = F.l2_normalize(model(Tensor(x)), axis=-1).data[0]
     np.testing.assert_allclose(y, database["kian"], atol=1e-5)
+
+
+# ----- the course's images under the default preprocessing (detection), as a new user calls the API --------------
+@pytest.fixture(scope="module")
+def course_default(shared, weights_file):
+    weights_file("mtcnn")
+    folder = shared / "data" / "faces" / "coursera"
+    model = facenet(weights_file("facenet"))
+    return model, {name: img_to_encoding(folder / f"{name}.jpg", model) for name in ["younes", "kian"]}, folder
+
+
+def test_course_decisions_under_the_default_preprocessing(course_default, capsys):
+    model, database, folder = course_default
+    threshold = default_threshold(DEFAULT_PREPROCESS)
+    dist, door_open = verify(folder / "camera_0.jpg", "younes", database, model)
+    assert door_open and dist < threshold
+    for camera in range(1, 5):
+        dist, door_open = verify(folder / f"camera_{camera}.jpg", "kian", database, model)
+        assert not door_open and dist >= threshold, camera
+    assert who_is_it(folder / "camera_0.jpg", database, model)[1] == "younes"
+    assert capsys.readouterr().out.splitlines()[0] == "It's younes, welcome in!"
+
+
+def test_an_image_without_a_face_is_a_clear_error(course_default, tmp_path):
+    model, database, _ = course_default
+    for name, pixels in [("uniform.png", np.full((200, 200, 3), 128, np.uint8)),
+                         ("tiny.png", np.zeros((1, 1, 3), np.uint8))]:
+        Image.fromarray(pixels).save(tmp_path / name)
+        with pytest.raises(ValueError, match=f"{name}: no face found"):
+            img_to_encoding(tmp_path / name, model)
+        with pytest.raises(ValueError, match=f"{name}: no face found"):
+            verify(tmp_path / name, "younes", database, model)
+
+
+def test_tight_crops_are_found_after_padding(shared, course_default):
+    # the central 64 px of a deep-funneled LFW image: the face fills the frame and MTCNN alone misses it
+    rgb = load_image(shared / "data" / "faces" / "lfw" / "lfw-deepfunneled" / "Dale_Bosworth" / "Dale_Bosworth_0001.jpg")
+    tight = np.ascontiguousarray(rgb[93:157, 93:157])
+    assert detect_faces(tight) == []
+    (face,) = detect(tight)
+    x0, y0, x1, y1 = face.box
+    assert x0 < 24 < 40 < x1 and y0 < 24 < 40 < y1 and 48 < x1 - x0 < 160  # the face around the crop's centre
+    both, _, found = encode_views(course_default[0], [tight, np.full((64, 64, 3), 9, np.uint8)], fallback=True)
+    assert list(found) == [True, False]  # evaluate's fallback: the uniform image is cut at its centre, and counted

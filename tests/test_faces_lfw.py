@@ -3,7 +3,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tinyconv import weights
 from tinyconv.faces import lfw
 from tinyconv.faces.evaluation import evaluate
 from tinyconv.faces.plots import plot_distance_histogram, plot_roc
@@ -31,6 +30,18 @@ def test_ten_fold_chooses_each_threshold_on_the_other_folds():
     np.testing.assert_allclose(accuracies, [1, 1, 1, .5, 1, 1, 1, 1, 1, 1])
     assert all(0.5 < t < 1.9 for t in thresholds)
     assert thresholds[3] < 1.5
+
+
+def test_strict_threshold_accepts_at_most_the_given_share_of_strangers():
+    rng = np.random.default_rng(3)
+    same = rng.random(2000) < 0.5
+    d = np.where(same, rng.normal(0.7, 0.2, 2000), rng.normal(1.4, 0.2, 2000))
+    for rate in [0.0, 0.001, 0.01, 0.1]:
+        threshold, true_accepts = lfw.threshold_at_false_accepts(d, same, rate)
+        strangers = d[~same]
+        assert np.mean(strangers < threshold) <= rate
+        assert np.mean(strangers <= strangers[strangers >= threshold].min()) > rate  # one more would be too many
+        assert true_accepts == np.mean(d[same] < threshold)
 
 
 def test_auc_and_roc():
@@ -88,11 +99,8 @@ class CountingModel:
         return self.model.state_dict()
 
 
-def test_small_real_evaluation_and_its_cache(shared, tmp_path):
-    path = weights.path_if_present("facenet")
-    if path is None:
-        pytest.skip("converted FaceNet weights absent (python -m tinyconv.weights fetch facenet)")
-    model = CountingModel(facenet(path))
+def test_small_real_evaluation_and_its_cache(shared, weights_file, tmp_path):
+    model = CountingModel(facenet(weights_file("facenet")))
     folder = shared / "data" / "faces" / "lfw"
     result = evaluate(model, folder, "standardize-crop150", per_fold=2, out_dir=tmp_path, cache_folder=tmp_path)
     assert result.pairs == 20 and model.images == 40

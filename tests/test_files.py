@@ -3,6 +3,7 @@ import os
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from tinyconv.files import atomic_write, load_image, save_image
 
@@ -52,3 +53,39 @@ def test_bad_images_give_one_clear_error(tmp_path):
         save_image(tmp_path / "c.png", np.zeros((4, 4)))
     with pytest.raises(ValueError, match="unknown image format"):
         save_image(tmp_path / "c.xyz", np.zeros((4, 4, 3)))
+
+
+def png16(path, values):
+    """Write an (H, W) or (H, W, 3) uint16 array as a 16-bit PNG, chunk by chunk (Pillow cannot write 16-bit RGB)."""
+    import struct
+    import zlib
+    h, w = values.shape[:2]
+    colour = 2 if values.ndim == 3 else 0
+    rows = b"".join(b"\x00" + row.astype(">u2").tobytes() for row in values)
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, colour, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("shape", [(6, 5), (6, 5, 3)])
+def test_16_bit_png_is_scaled_to_8_bits(tmp_path, shape):
+    values = np.random.default_rng(1).integers(0, 65536, shape, dtype=np.uint16)
+    png16(tmp_path / "deep.png", values)
+    rgb = load_image(tmp_path / "deep.png")
+    expected = values / 257 if values.ndim == 3 else np.repeat(values[:, :, None] / 257, 3, axis=2)
+    assert rgb.dtype == np.uint8 and rgb.shape == (6, 5, 3)
+    np.testing.assert_allclose(rgb, expected, atol=1)  # scaled, not clipped to white
+
+
+def test_directory_and_decompression_bomb_are_one_clear_error(tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match="is a directory"):
+        load_image(tmp_path)
+    save_image(tmp_path / "big.png", np.zeros((40, 50, 3), np.uint8))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1500)  # 2000 pixels: over the limit, under twice the limit
+    with pytest.raises(ValueError, match="big.png: 2000 pixels, over Pillow's decompression-bomb limit of 1500"):
+        load_image(tmp_path / "big.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)  # Pillow's own error beyond twice the limit
+    with pytest.raises(ValueError, match="big.png: 2000 pixels, over Pillow's decompression-bomb limit of 500"):
+        load_image(tmp_path / "big.png")

@@ -7,7 +7,9 @@ Images are read through `load_image`, which turns every failure into one clear `
 """
 import contextlib
 import os
+import re
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -60,15 +62,29 @@ def check_writable(path):
 def load_image(path):
     """Read an image file as an (H, W, 3) uint8 RGB array (grey and RGBA are converted; alpha is dropped).
 
-    Raises ValueError("<path>: ...") for a missing, unreadable or non-image file.
+    16-bit images are scaled to 8 bits (value / 257), not clipped. Raises ValueError("<path>: ...") for a
+    missing, unreadable or non-image file, a directory, and an image over Pillow's decompression-bomb limit
+    (`PIL.Image.MAX_IMAGE_PIXELS`, about 89 million pixels; raise it to read larger images).
     """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path}: is a directory, not an image file")
     if not path.is_file():
         raise ValueError(f"{path}: no such image file")
     try:
-        with Image.open(path) as im:
-            im.load()
-            return np.asarray(im.convert("RGB"), dtype=np.uint8)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                im.load()
+                if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):  # 16-bit grey (Pillow reads it as int)
+                    grey = np.rint(np.clip(np.asarray(im, dtype=np.float64), 0, 65535) / 257).astype(np.uint8)
+                    return np.repeat(grey[:, :, None], 3, axis=2)
+                return np.asarray(im.convert("RGB"), dtype=np.uint8)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        size = re.search(r"\((\d+) pixels\)", str(e))
+        raise ValueError(f"{path}: {size.group(1) + ' pixels' if size else 'too large'}, over Pillow's "
+                         f"decompression-bomb limit of {Image.MAX_IMAGE_PIXELS} pixels "
+                         "(PIL.Image.MAX_IMAGE_PIXELS)") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise ValueError(f"{path}: not a readable image ({e.__class__.__name__}: {e})") from None
 

@@ -26,7 +26,7 @@ from scipy.ndimage import gaussian_filter
 
 import tinyconv.functional as F
 from tinyconv import Tensor, no_grad, weights
-from tinyconv.cli import non_negative_int, positive_float, positive_int, run_command
+from tinyconv.cli import nonnegative_int, positive_float, positive_int, run_command
 from tinyconv.files import check_writable, load_image, save_image
 from tinyconv.progress import Progress
 from tinyconv.models.vgg import VGG
@@ -247,7 +247,7 @@ def compose(layer, units, patches, maximised=None, cell=DEFAULTS["cell"]):
 def at_least(least):
     """argparse type: a whole number >= `least`."""
     def parse(text):
-        value = non_negative_int(text)
+        value = nonnegative_int(text)
         if value < least:
             raise argparse.ArgumentTypeError(f"must be at least {least}, got {text!r}")
         return value
@@ -262,7 +262,7 @@ def build_parser():
                     "(Zeiler & Fergus 2013) beside images made by gradient ascent on the pixels. Exit status 0 "
                     "done, 1 error, 2 usage.")
     p.add_argument("layer", help="block1_conv1 ... block5_conv3 (or the paper's conv1_1 ... conv5_3)")
-    p.add_argument("--units", type=non_negative_int, nargs="+", default=list(d["units"]),
+    p.add_argument("--units", type=nonnegative_int, nargs="+", default=list(d["units"]),
                    help="channel numbers of the layer (default %(default)s)")
     p.add_argument("--images", nargs="+", required=True, metavar="DIR",
                    help="folder(s) of images to search for top patches (files directly inside)")
@@ -272,7 +272,7 @@ def build_parser():
                    help="side of the square the images are resized and cut to (default %(default)s px)")
     p.add_argument("--ascent-size", type=at_least(8), default=d["ascent_size"],
                    help="side of the activation-maximisation images (default %(default)s px)")
-    p.add_argument("--steps", type=non_negative_int, default=d["steps"],
+    p.add_argument("--steps", type=nonnegative_int, default=d["steps"],
                    help="gradient-ascent steps (default %(default)s; 0 shows the patches only)")
     p.add_argument("--step-size", type=positive_float, default=d["step_size"],
                    help="pixel levels per step (default %(default)s)")

@@ -2,33 +2,44 @@
 
     python -m tinyconv.faces enroll kian kian.jpg kian2.jpg --db faces.h5
     python -m tinyconv.faces verify camera_2.jpg kian --db faces.h5
-    python -m tinyconv.faces identify camera_0.jpg --db faces.h5
-    python -m tinyconv.faces evaluate --lfw ../shared/data/faces/lfw
+    python -m tinyconv.faces identify group.jpg --db faces.h5 --annotate group-named.jpg
+    python -m tinyconv.faces evaluate --lfw ../shared/data/faces/lfw --plots plots/
     python -m tinyconv.faces train --lfw ../shared/data/faces/lfw --steps 50 -o facenet-tuned.h5
+
+Faces are found by the MTCNN detector (preprocessing mtcnn-flip, the default; see --preprocess of enroll).
+identify and verify print one line per face, PHOTO,x0,y0,x1,y1,NAME,DISTANCE (NAME "unknown" when the distance is
+not below the threshold). Exit status: 0 yes (a known face; verify: it is NAME), 3 no, 1 error, 2 usage.
 """
 import argparse
+import inspect
 import math
 import sys
 from pathlib import Path
 
 from tinyconv import weights
+from tinyconv.cli import NO, YES, HelpFormatter, nonnegative_float, nonnegative_int, positive_float, \
+    positive_int, run_command
+from tinyconv.faces.annotate import annotate
 from tinyconv.faces.database import FaceDatabase
 from tinyconv.faces.evaluation import evaluate
 from tinyconv.faces.lfw import read_pairs
 from tinyconv.faces.preprocess import parse_preprocessing
-from tinyconv.faces.recognition import verify, who_is_it
-from tinyconv.cli import run_command
-from tinyconv.faces.thresholds import DEFAULT_PREPROCESS, THRESHOLDS, default_threshold
+from tinyconv.faces.recognition import face_distances, identify, resolve_preprocessing
+from tinyconv.faces.thresholds import DEFAULT_PREPROCESS, THRESHOLDS, default_threshold, same_person
 from tinyconv.faces.train import people_images, save_fine_tuned, train
+from tinyconv.files import load_image
 from tinyconv.models.facenet import facenet
 
+TRAIN = {name: p.default for name, p in inspect.signature(train).parameters.items()
+         if p.default is not inspect.Parameter.empty}  # train's defaults are the command line's
 THRESHOLD_HELP = ("same person when the distance between encodings is below this. Default: the threshold "
-                  "calibrated on LFW for the preprocessing (the best overall threshold of `evaluate` on the 6,000 "
-                  "pairs of pairs.txt; table and method in tinyconv/faces/thresholds.py): "
-                  + ", ".join(f"{p} {t}" for p, t in THRESHOLDS.items())
-                  + " (plain 'course' keeps the course's 0.7, made for its 96 px face crops)")
-PREPROCESS_HELP = (f"course | standardize, optionally -crop<pixels> (default {DEFAULT_PREPROCESS}, or the "
-                   "database's own: the best on LFW; 'course' reproduces the Coursera notebook)")
+                  "calibrated on LFW for the database's preprocessing (the best overall threshold of `evaluate` on "
+                  "the 6,000 pairs of pairs.txt; table in tinyconv/faces/thresholds.py): "
+                  + ", ".join(f"{p} {t}" for p, t in THRESHOLDS.items()))
+PREPROCESS_HELP = ("mtcnn (detect each face, FaceNet's crop and standardisation), standardize or course (no "
+                   "detection: images that are already face crops, optionally -crop<pixels> for the central box), "
+                   "any of them optionally -flip (encode the face and its mirror image); see "
+                   "tinyconv/faces/preprocess.py")
 
 
 def main(argv=None):
@@ -39,56 +50,64 @@ def main(argv=None):
 
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m tinyconv.faces", description=__doc__.split("\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=__doc__.split("\n", 2)[2])
+                                     formatter_class=HelpFormatter, epilog=__doc__.split("\n", 2)[2])
     commands = parser.add_subparsers(dest="command", required=True)
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--db", default="faces.h5", help="face database file (default: faces.h5)")
-    common.add_argument("--threshold", type=float, help=THRESHOLD_HELP)
-    common.add_argument("--preprocess", help=PREPROCESS_HELP)
-    common.add_argument("--weights", help="a tinyconv FaceNet weights file (default: the pretrained weights, "
-                                          "fetched once)")
+    database = argparse.ArgumentParser(add_help=False)
+    database.add_argument("--db", default="faces.h5", help="face database file")
+    model = argparse.ArgumentParser(add_help=False)
+    model.add_argument("--weights", help="a tinyconv FaceNet weights file (default: the pretrained weights, "
+                                         "fetched once)")
+    threshold = argparse.ArgumentParser(add_help=False)
+    threshold.add_argument("--threshold", type=positive_float, help=THRESHOLD_HELP)
+    lfw = argparse.ArgumentParser(add_help=False)
+    lfw.add_argument("--lfw", required=True, metavar="DIR", help="LFW folder (pairs.txt, lfw-deepfunneled/)")
+    lfw.add_argument("--preprocess", default=DEFAULT_PREPROCESS, help=PREPROCESS_HELP)
+    lfw.add_argument("--cache", metavar="DIR", help="encoding cache folder (default: $TINYCONV_HOME/cache)")
 
-    cmd = commands.add_parser("enroll", parents=[common], help="add one or more images of a person")
-    cmd.add_argument("name")
-    cmd.add_argument("images", nargs="+", metavar="IMG")
-    cmd.set_defaults(run=run_enroll)
-    cmd = commands.add_parser("verify", parents=[common], help="is IMG the person NAME? (exit status 0 yes, 3 no)")
-    cmd.add_argument("image", metavar="IMG")
-    cmd.add_argument("name")
-    cmd.set_defaults(run=run_verify)
-    cmd = commands.add_parser("identify", parents=[common], help="who in the database is IMG?")
-    cmd.add_argument("image", metavar="IMG")
-    cmd.set_defaults(run=run_identify)
-    cmd = commands.add_parser("list", parents=[common], help="the people in the database")
-    cmd.set_defaults(run=run_list)
-    cmd = commands.add_parser("remove", parents=[common], help="forget a person")
-    cmd.add_argument("name")
-    cmd.set_defaults(run=run_remove)
+    def command(name, parents, run, **kwargs):
+        cmd = commands.add_parser(name, parents=parents, formatter_class=HelpFormatter, allow_abbrev=False, **kwargs)
+        cmd.set_defaults(run=run)
+        return cmd
 
-    cmd = commands.add_parser("evaluate", parents=[common], help="LFW 10-fold verification accuracy, AUC, ROC")
-    cmd.add_argument("--lfw", required=True, metavar="DIR", help="LFW folder (pairs.txt, lfw-deepfunneled/)")
-    cmd.add_argument("--pairs-per-fold", type=int, metavar="K", help="use only K pairs of each fold (quick)")
-    cmd.add_argument("--out", default=".", metavar="DIR", help="where to write the ROC and histogram PNGs")
-    cmd.add_argument("--cache", metavar="DIR", help="encoding cache folder (default $TINYCONV_HOME/cache)")
-    cmd.set_defaults(run=run_evaluate)
+    cmd = command("enroll", [database, model], run_enroll, help="add one or more photos of a person")
+    cmd.add_argument("name", help="the person's name")
+    cmd.add_argument("images", nargs="+", metavar="PHOTO", help="photos of this person, one face each")
+    cmd.add_argument("--largest", action="store_true", help="a photo with several faces: take the largest "
+                                                            "(without it such a photo is refused)")
+    cmd.add_argument("--preprocess", help=PREPROCESS_HELP + f". Default: the database's own, or "
+                                                            f"{DEFAULT_PREPROCESS} for a new database")
+    cmd = command("verify", [database, model, threshold], run_verify,
+                  help="is someone in PHOTO the person NAME? (exit status 0 yes, 3 no)")
+    cmd.add_argument("image", metavar="PHOTO", help="the photo to check (any face in it may be NAME)")
+    cmd.add_argument("name", help="the person claimed")
+    cmd = command("identify", [database, model, threshold], run_identify,
+                  help="name every face in PHOTO (exit status 0 if one is known, 3 if none)")
+    cmd.add_argument("image", metavar="PHOTO", help="a photo of one or several people")
+    cmd.add_argument("--annotate", metavar="OUT", help="also write the photo with each face's box, name and "
+                                                      "distance drawn on it (.jpg or .png)")
+    command("list", [database], run_list, help="the people in the database: NAME,ENCODINGS lines")
+    cmd = command("remove", [database], run_remove, help="forget a person")
+    cmd.add_argument("name", help="the person to forget")
 
-    cmd = commands.add_parser("train", parents=[common], help="fine-tune with the triplet loss on LFW people")
-    cmd.add_argument("--lfw", required=True, metavar="DIR", help="LFW folder (pairs.txt, lfw-deepfunneled/)")
-    cmd.add_argument("-o", "--out", required=True, help="where to save the fine-tuned weights file")
-    cmd.add_argument("--steps", type=int, default=20)
-    cmd.add_argument("--lr", type=float, default=1e-5, help="Adam learning rate (default 1e-5)")
-    cmd.add_argument("--people", type=int, default=10, help="people per batch (default 10)")
-    cmd.add_argument("--images-per-person", type=int, default=3, help="(default 3)")
-    cmd.add_argument("--alpha", type=float, default=0.5,
-                     help="triplet margin (default 0.5: with the paper's 0.2 most small batches of the pretrained "
-                          "network have no triplet inside the margin)")
+    cmd = command("evaluate", [lfw, model], run_evaluate, help="LFW 10-fold verification accuracy, AUC, ROC")
+    cmd.add_argument("--pairs-per-fold", type=positive_int, metavar="K",
+                     help="use only K pairs of each fold, K >= 2 (quick; default: all 600)")
+    cmd.add_argument("--plots", metavar="DIR", help="write the ROC curve and the distance histograms as PNG here")
+
+    cmd = command("train", [lfw, model], run_train, help="fine-tune with the triplet loss on LFW people")
+    cmd.add_argument("-o", "--output", required=True, help="where to save the fine-tuned weights file")
+    cmd.add_argument("--steps", type=positive_int, default=TRAIN["steps"], help="training steps (batches)")
+    cmd.add_argument("--lr", type=positive_float, default=TRAIN["lr"], help="Adam learning rate")
+    cmd.add_argument("--people", type=positive_int, default=TRAIN["n_people"], help="people per batch")
+    cmd.add_argument("--images-per-person", type=positive_int, default=TRAIN["images_per_person"],
+                     help="images of each person in a batch")
+    cmd.add_argument("--alpha", type=nonnegative_float, default=TRAIN["alpha"],
+                     help="triplet margin (with the paper's 0.2 most small batches of the pretrained network "
+                          "have no triplet inside the margin)")
     cmd.add_argument("--train-bn", action="store_true", help="also train batch norm (frozen by default)")
-    cmd.add_argument("--eval-pairs-per-fold", type=int, default=20, metavar="K",
+    cmd.add_argument("--eval-pairs-per-fold", type=positive_int, default=20, metavar="K",
                      help="LFW accuracy before/after on K pairs per fold; their people are left out of training")
-    cmd.add_argument("--seed", type=int, default=0)
-    cmd.add_argument("--cache", metavar="DIR", help="encoding cache folder (default $TINYCONV_HOME/cache)")
-    cmd.set_defaults(run=run_train)
+    cmd.add_argument("--seed", type=nonnegative_int, default=TRAIN["seed"], help="random seed of the batches")
     return parser
 
 
@@ -103,8 +122,9 @@ def open_database(args, must_exist=True):
     return db
 
 
-def threshold_for(args, preprocess):
-    return args.threshold if args.threshold is not None else default_threshold(preprocess)
+def face_line(photo, box, name, distance):
+    """The parseable line of one face: PHOTO,x0,y0,x1,y1,NAME,DISTANCE (pixels rounded to integers)."""
+    return ",".join([str(photo), *(str(round(float(v))) for v in box), name, f"{distance:.4f}"])
 
 
 def run_enroll(args):
@@ -112,89 +132,96 @@ def run_enroll(args):
     if args.preprocess:
         parse_preprocessing(args.preprocess)
         db.check_preprocessing(args.preprocess)
-    missing = [p for p in args.images if not Path(p).is_file()]
-    if missing:
-        raise FileNotFoundError(f"{missing[0]}: no such image file")
-    db.enroll(args.name, args.images, load_model(args), args.preprocess)
+    db.enroll(args.name, args.images, load_model(args), args.preprocess, pick="largest" if args.largest else "one")
     print(f"enrolled {args.name}: {len(db[args.name])} encoding(s); {len(db)} people in {args.db} "
           f"(preprocessing {db.preprocess})")
-    return 0
+    return YES
 
 
 def run_verify(args):
     db = open_database(args)
     if args.name not in db:
         raise ValueError(f"{args.db}: no one named {args.name!r} in the database")
-    preprocess = args.preprocess or db.preprocess
-    threshold = threshold_for(args, preprocess)
-    distance, door_open = verify(args.image, args.name, db, load_model(args), threshold, preprocess)
-    print(f"distance: {distance:.4f} (threshold {threshold:.3f})")
-    return 0 if door_open else 3
+    preprocess = resolve_preprocessing(db)
+    threshold = default_threshold(preprocess) if args.threshold is None else args.threshold
+    boxes, names, distances = face_distances(args.image, db, load_model(args), preprocess)
+    column = distances[:, names.index(args.name)]
+    face = int(column.argmin())
+    yes = same_person(column[face], threshold)
+    print(face_line(args.image, boxes[face], args.name if yes else "unknown", column[face]))
+    verdict = f"It's {args.name}, welcome in!" if yes else f"It's not {args.name}, please go away"
+    print(f"{verdict} (nearest of {len(boxes)} face(s): distance {column[face]:.4f}, threshold {threshold})",
+          file=sys.stderr)
+    return YES if yes else NO
 
 
 def run_identify(args):
     db = open_database(args)
-    preprocess = args.preprocess or db.preprocess
-    threshold = threshold_for(args, preprocess)
-    distance, identity = who_is_it(args.image, db, load_model(args), threshold, preprocess)
-    verdict = identity if distance <= threshold else "not in the database"
-    print(f"identity: {verdict} (nearest: {identity}, distance {distance:.4f}, threshold {threshold:.3f})")
-    return 0
+    if args.annotate:
+        check_output(args.annotate)
+    matches = identify(args.image, db, load_model(args), args.threshold)
+    for match in matches:
+        print(face_line(args.image, match.box, match.nearest if match.known else "unknown", match.distance))
+    if args.annotate:
+        annotate(args.annotate, load_image(args.image), matches)
+        print(f"wrote {args.annotate}", file=sys.stderr)
+    return YES if any(match.known for match in matches) else NO
 
 
 def run_list(args):
     db = open_database(args, must_exist=False)
-    if not len(db):
-        print(f"{args.db}: empty")
-        return 0
-    print(f"{args.db}: {len(db)} people, model {db.model}, preprocessing {db.preprocess}")
+    print(f"{args.db}: {len(db)} people, model {db.model}, preprocessing {db.preprocess}" if len(db)
+          else f"{args.db}: empty", file=sys.stderr)
     for name in db.names():
-        print(f"{name}\t{len(db[name])} encoding(s)")
-    return 0
+        print(f"{name},{len(db[name])}")
+    return YES
 
 
 def run_remove(args):
     db = open_database(args)
     db.remove(args.name)
     print(f"removed {args.name}; {len(db)} people left in {args.db}")
-    return 0
+    return YES
 
 
 def run_evaluate(args):
-    preprocess = args.preprocess or DEFAULT_PREPROCESS
-    parse_preprocessing(preprocess)
-    read_pairs(args.lfw, args.pairs_per_fold)  # a wrong folder fails before the model loads
-    result = evaluate(load_model(args), args.lfw, preprocess, args.pairs_per_fold, args.out, args.cache)
+    parse_preprocessing(args.preprocess)
+    read_pairs(args.lfw, args.pairs_per_fold)  # a wrong folder or K fails before the model loads
+    result = evaluate(load_model(args), args.lfw, args.preprocess, args.pairs_per_fold, args.plots, args.cache)
     print("\n".join(result.lines()))
-    return 0
+    return YES
 
 
 def run_train(args):
-    preprocess = args.preprocess or DEFAULT_PREPROCESS
-    parse_preprocessing(preprocess)
+    parse_preprocessing(args.preprocess)
     held_out = read_pairs(args.lfw, args.eval_pairs_per_fold)
     people = people_images(args.lfw, exclude={Path(p).parent.name for p in held_out.left + held_out.right})
-    if not Path(args.out).resolve().parent.is_dir():
-        raise FileNotFoundError(f"{args.out}: the folder {Path(args.out).parent} does not exist")
+    check_output(args.output)
     base = args.weights or weights.ensure("facenet")
     model = facenet(base)
     print(f"training on {len(people)} people with several images; evaluating on {len(held_out)} pairs of "
           f"other people", file=sys.stderr)
-    before = evaluate(model, args.lfw, preprocess, args.eval_pairs_per_fold, None, args.cache)
-    losses = train(model, people, args.steps, preprocess, args.lr, args.people, args.images_per_person,
+    before = evaluate(model, args.lfw, args.preprocess, args.eval_pairs_per_fold, None, args.cache)
+    losses = train(model, people, args.steps, args.preprocess, args.lr, args.people, args.images_per_person,
                    args.alpha, not args.train_bn, args.seed)
-    after = evaluate(model, args.lfw, preprocess, args.eval_pairs_per_fold, None, args.cache)
-    save_fine_tuned(args.out, model, base, f"triplet loss, {args.steps} steps of {args.people}x"
+    after = evaluate(model, args.lfw, args.preprocess, args.eval_pairs_per_fold, None, args.cache)
+    save_fine_tuned(args.output, model, base, f"triplet loss, {args.steps} steps of {args.people}x"
                     f"{args.images_per_person} LFW images, Adam lr {args.lr}, alpha {args.alpha}, "
-                    f"batch norm {'trained' if args.train_bn else 'frozen'}, preprocessing {preprocess}")
+                    f"batch norm {'trained' if args.train_bn else 'frozen'}, preprocessing {args.preprocess}")
     done = [x for x in losses if not math.isnan(x)]
     head, tail = done[:max(1, len(done) // 4)], done[-max(1, len(done) // 4):]
     if done:
         print(f"loss: first steps {sum(head) / len(head):.4f}, last steps {sum(tail) / len(tail):.4f}")
     print(f"LFW accuracy on {before.pairs} pairs: before {100 * before.accuracy:.2f}% ± "
           f"{100 * before.accuracy_std:.2f}, after {100 * after.accuracy:.2f}% ± {100 * after.accuracy_std:.2f}")
-    print(f"saved {args.out}")
-    return 0
+    print(f"saved {args.output}")
+    return YES
+
+
+def check_output(path):
+    """Fail before any work when the folder of an output file does not exist."""
+    if not Path(path).resolve().parent.is_dir():
+        raise FileNotFoundError(f"{path}: the folder {Path(path).parent} does not exist")
 
 
 if __name__ == "__main__":

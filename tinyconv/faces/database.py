@@ -50,11 +50,13 @@ class FaceDatabase:
             raise ValueError(f"{self.path}: no one named {name!r} in the database")
         return self._people[name].copy()
 
-    def enroll(self, name, images, model, preprocess=None):
+    def enroll(self, name, images, model, preprocess=None, pick="one"):
         """Add the encodings of `images` (paths or uint8 arrays; one for one-shot, or several) to `name`; save.
 
         preprocess: the database's own when it has one (another one is refused); else this one, or
-        `tinyconv.faces.thresholds.DEFAULT_PREPROCESS`. Every image is read before anything changes.
+        `tinyconv.faces.thresholds.DEFAULT_PREPROCESS` (detection). Every image is read before anything changes:
+        an image with no face, or with several faces when pick is "one" (pick="largest" takes the largest),
+        is a ValueError naming it, and nothing is enrolled.
         """
         _check_name(name)
         images = list(images)
@@ -65,7 +67,7 @@ class FaceDatabase:
         fingerprint = model_fingerprint(model)
         if self.model is not None:
             self._check(fingerprint, preprocess)
-        encodings = encode(model, images, preprocess)
+        encodings = encode(model, images, preprocess, pick=pick)
         self.model, self.preprocess = fingerprint, preprocess
         old = self._people.get(name, np.empty((0, 128), np.float32))
         self._people[name] = np.concatenate([old, encodings])
@@ -129,8 +131,9 @@ class FaceDatabase:
 
 
 def _check_name(name):
-    if not name or "/" in name or name.strip() != name or name in (".", ".."):
-        raise ValueError(f"invalid name {name!r}: use a non-empty name without '/' or surrounding spaces")
+    if not name or "/" in name or name.strip() != name or name in (".", "..") or not name.isprintable():
+        raise ValueError(f"invalid name {name!r}: use a non-empty name without '/', control characters "
+                         "(such as a newline) or surrounding spaces")
 
 
 def _text(value):

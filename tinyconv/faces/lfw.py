@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyconv.faces.thresholds import same_person
+
 
 @dataclass
 class Pairs:
@@ -76,7 +78,8 @@ def read_pairs(lfw_dir, per_fold=None):
     if per_fold is None:
         return pairs
     if per_fold < 2:
-        raise ValueError(f"per_fold must be at least 2 (one matched and one mismatched pair), got {per_fold}")
+        raise ValueError(f"the number of pairs per fold must be at least 2 (one matched and one mismatched pair), "
+                         f"got {per_fold}")
     rank = (np.arange(len(pairs)) % (2 * n_each)) % n_each  # position among the fold's pairs of the same kind
     return pairs.subset(np.flatnonzero(rank < per_fold // 2))
 
@@ -104,6 +107,19 @@ def best_threshold(distances, same):
     return float(cuts[i]), float(correct[i] / len(d))
 
 
+def threshold_at_false_accepts(distances, same, rate):
+    """(threshold, true accept rate): the largest threshold that accepts at most `rate` of the different-person
+    pairs (halfway between the last accepted and the first refused distance), and the share of same-person pairs
+    it accepts."""
+    distances, same = np.asarray(distances), np.asarray(same, dtype=bool)
+    negatives = np.sort(distances[~same])
+    if not len(negatives) or not same.any():
+        raise ValueError("a false-accept threshold needs both same-person and different-person pairs")
+    k = int(np.floor(rate * len(negatives)))  # different pairs allowed below the threshold
+    threshold = negatives[0] if k == 0 else (negatives[k - 1] + negatives[min(k, len(negatives) - 1)]) / 2
+    return float(threshold), float(np.mean(same_person(distances[same], threshold)))
+
+
 def ten_fold(distances, same, fold):
     """The standard protocol: per fold, the threshold chosen on the other folds -> (accuracies, thresholds)."""
     distances, same, fold = np.asarray(distances), np.asarray(same, dtype=bool), np.asarray(fold)
@@ -113,7 +129,7 @@ def ten_fold(distances, same, fold):
         if not train.any():
             raise ValueError("the 10-fold protocol needs at least two folds")
         threshold, _ = best_threshold(distances[train], same[train])
-        accuracies.append(np.mean((distances[test] < threshold) == same[test]))
+        accuracies.append(np.mean(same_person(distances[test], threshold) == same[test]))
         thresholds.append(threshold)
     return np.array(accuracies), np.array(thresholds)
 

@@ -18,7 +18,8 @@ import numpy as np
 
 import tinyconv.functional as F
 from tinyconv import Tensor, nn, optim, weights
-from tinyconv.faces.preprocess import load_face
+from tinyconv.faces.preprocess import prepare_face
+from tinyconv.faces.thresholds import DEFAULT_PREPROCESS
 from tinyconv.faces.triplet import triplet_loss
 from tinyconv.progress import Progress
 
@@ -99,10 +100,13 @@ def set_training(model, freeze_bn=True):
     return [t for t in model.parameters() if id(t) not in frozen]
 
 
-def train(model, people, steps, preprocess, lr=1e-5, n_people=10, images_per_person=3, alpha=0.5,
-          freeze_bn=True, seed=0):
+def train(model, people, steps=20, preprocess=DEFAULT_PREPROCESS, lr=1e-5, n_people=10, images_per_person=3,
+          alpha=0.5, freeze_bn=True, seed=0):
     """Fine-tune `model` in place for `steps` steps of triplets drawn from `people` (name -> image paths).
 
+    These defaults are also the command line's (`python -m tinyconv.faces train`). With detection, an image where
+    no face is found is cut at its central box, as in `evaluate`; "-flip" is ignored here (the network learns from
+    each face as it is; the augmentation is for encoding).
     alpha: the margin. The paper's 0.2 leaves the pretrained network almost nothing to learn from in small batches
     (on LFW, 40% of 10x3 batches have no triplet inside that margin; with 0.5, 12%), hence 0.5 by default.
 
@@ -115,7 +119,8 @@ def train(model, people, steps, preprocess, lr=1e-5, n_people=10, images_per_per
     progress = Progress(steps, "train", unit="steps", lines=True)
     for step in range(1, steps + 1):
         paths, labels = sample_batch(people, n_people, images_per_person, rng)
-        embeddings = encode_batch(model, np.stack([load_face(p, preprocess) for p in paths]))
+        x = np.stack([prepare_face(p, preprocess, fallback=True)[0] for p in paths])
+        embeddings = encode_batch(model, x)
         triplets = select_triplets(embeddings.data, labels, alpha, rng)  # chosen on this very forward pass
         if not len(triplets[0]):
             losses.append(float("nan"))

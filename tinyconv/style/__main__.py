@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from tinyconv import weights
-from tinyconv.cli import non_negative_float, non_negative_int, positive_float, positive_int, run_command
+from tinyconv.cli import nonnegative_float, nonnegative_int, positive_float, positive_int, run_command
 from tinyconv.files import check_writable, load_image, save_image
 from tinyconv.models.vgg import VGG
 from tinyconv.progress import Progress
@@ -80,11 +80,11 @@ def build_parser():
     p.add_argument("--learning-rate", type=positive_float,
                    help=f"Adam's step on the 0..255 image (default {d['learning_rate']} = the course's 0.01 on "
                         "0..1); Adam only: L-BFGS chooses its own steps")
-    p.add_argument("--content-weight", type=non_negative_float, default=d["content_weight"],
+    p.add_argument("--content-weight", type=nonnegative_float, default=d["content_weight"],
                    help="alpha (default %(default)s)")
-    p.add_argument("--style-weight", type=non_negative_float, default=d["style_weight"],
+    p.add_argument("--style-weight", type=nonnegative_float, default=d["style_weight"],
                    help="beta (default %(default)s)")
-    p.add_argument("--tv-weight", type=non_negative_float, default=d["tv_weight"],
+    p.add_argument("--tv-weight", type=nonnegative_float, default=d["tv_weight"],
                    help="total-variation smoothing (default %(default)s; 0 turns it off)")
     p.add_argument("--content-layer", default=d["content_layer"], help="(default %(default)s)")
     p.add_argument("--style-layers", default=d["style_layers"],
@@ -100,7 +100,7 @@ def build_parser():
                    help="keep the content's colours: transfer only the luminance")
     p.add_argument("--pooling", choices=("max", "avg"), default=d["pooling"], help="(default %(default)s)")
     p.add_argument("--seed", type=int, default=d["seed"], help="random seed for --init noise (default %(default)s)")
-    p.add_argument("--save-every", type=non_negative_int, default=d["save_every"], metavar="N",
+    p.add_argument("--save-every", type=nonnegative_int, default=d["save_every"], metavar="N",
                    help="also write OUT_<scale>_<iteration> every N iterations (default %(default)s: never)")
     p.add_argument("--model", choices=("vgg16", "vgg19"), default=d["model"],
                    help="vgg16 (fetched once), or vgg19, the course's network, fetched once as an 8-bit quantised "
