@@ -21,10 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tinyconv.models.vgg import vgg16  # noqa: E402
-from tinyconv.style import STYLE_LAYERS  # noqa: E402
-from tinyconv.style_transfer import StyleTransfer  # noqa: E402
-
-CONTENT_LAYER = "block4_conv2"
+from tinyconv.style import CONTENT_LAYER, STYLE_LAYERS, StyleTransfer  # noqa: E402
 
 
 def median_seconds(fn, repeats):
@@ -48,13 +45,12 @@ def torch_time(model, images, repeats):
     import torch
     torch.set_num_threads(2)
     state = {k: torch.from_numpy(v) for k, v in model.state_dict().items()}
-    deepest = model.layer_names.index("block5_conv1")
     wanted = {CONTENT_LAYER} | {name for name, _ in STYLE_LAYERS}
 
     def features(x):
         out = {}
-        for name in model.layer_names[:deepest + 1]:
-            if name.endswith("_conv1") and name != "block1_conv1":
+        for name in [conv.name for conv in model.convs_to("block5_conv1")]:
+            if name in model.pooled:
                 x = torch.nn.functional.max_pool2d(x, 2)
             x = torch.relu(torch.nn.functional.conv2d(x, state[f"{name}/kernel"].permute(3, 2, 0, 1),
                                                       state[f"{name}/bias"], padding=1))

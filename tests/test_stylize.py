@@ -235,14 +235,14 @@ def test_adam_save_every_original_colors_and_blend(files):
 
 
 def test_coarse_to_fine_from_the_command_line(files, capsys):
-    save_image(files / "big.png", np.random.default_rng(5).integers(0, 256, (48, 64, 3), dtype=np.uint8))
+    save_image(files / "big.png", np.random.default_rng(5).integers(0, 256, (64, 64, 3), dtype=np.uint8))
     out = files / "scales.png"
     assert main([str(files / "big.png"), str(files / "style.jpg"), "--weights", str(files / "vgg16_random.h5"),
                  "--size", "64", "--scales", "2", "--iterations", "2", "-o", str(out)]) == 0
     err = capsys.readouterr().err
-    assert "over 2 scale(s) (32x24, 64x48), 4+2 iterations" in err
-    assert "scale 1/2 32x24: 4/4 iterations" in err and "scale 2/2 64x48: 2/2 iterations" in err
-    assert load_image(out).shape == (48, 64, 3)
+    assert "over 2 scale(s) (32x32, 64x64), 4+2 iterations" in err
+    assert "scale 1/2 32x32: 4/4 iterations" in err and "scale 2/2 64x64: 2/2 iterations" in err
+    assert load_image(out).shape == (64, 64, 3)
 
 
 def test_ctrl_c_saves_the_latest_image(files, monkeypatch, capsys):
@@ -276,7 +276,7 @@ def test_segmented_gradient_equals_the_whole_graph():
     """Gradient checkpointing (one block at a time) gives the same cost, parts and gradient as the whole graph."""
     np.random.seed(0)
     model = VGG().astype(np.float64)
-    x = model.preprocess(np.random.default_rng(6).uniform(0, 255, (32, 32, 3)))
+    x = model.preprocess(np.random.default_rng(6).uniform(0, 255, (16, 16, 3)))
     plain, segmented = small_problem(model), small_problem(model)
     segmented.segmented = True
     cost, grad, parts = plain.loss_and_grad(x)
@@ -291,7 +291,8 @@ def test_segmented_gradient_equals_the_whole_graph():
 
 def test_an_image_too_large_for_max_memory_runs_one_block_at_a_time(files, capsys):
     model, layers = VGG(), ["block4_conv2"] + [name for name, _ in STYLE_LAYERS]
-    whole, segmented = (memory_estimate(model, 24, 32, layers, segmented=s) for s in (False, True))
+    whole, segmented = (max(memory_estimate(model, h, w, layers, segmented=s) for h, w in [(24, 32), (32, 32)])
+                        for s in (False, True))   # the content image and the style image, fitted to 32 px
     assert segmented < whole
     limit = (whole + segmented) / 2 / 2 ** 30
     assert stylize(files, "-o", files / "blocks.png", "--iterations", 1, "--max-memory", limit) == 0

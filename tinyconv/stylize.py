@@ -1,4 +1,4 @@
-"""python -m tinyconv.stylize: the style-transfer command line, kept under its first name (tinyconv/style/__main__.py)."""
+"""python -m tinyconv.stylize: the style-transfer command line under its first name (tinyconv/style/__main__.py)."""
 import sys
 
 from tinyconv.style.__main__ import main

@@ -30,7 +30,7 @@ from tinyconv.style.optimisation import (StyleTransfer, coarse_to_fine, memory_e
 DEFAULTS = dict(size=512, scales=3, iterations=20, demo_iterations=30, optimizer="lbfgs", learning_rate=2.55,
                 content_weight=1.0, style_weight=1e-3, tv_weight=2.0, content_layer=CONTENT_LAYER,
                 style_layers=",".join(f"{name}:{weight:g}" for name, weight in STYLE_LAYERS), style_scale=1.0,
-                init="content", pooling="max", seed=0, save_every=0, model="vgg16")
+                init="noise", pooling="max", seed=0, save_every=0, model="vgg16")
 
 CONVENTION = """\
 loss convention (the course's normalisations, activations a of shape (1, nH, nW, nC), pixels in 0..255):
@@ -157,12 +157,12 @@ def plan_memory(model, shapes, layers, max_memory_gib):
 
 def check_output(path, inputs):
     """ValueError unless `path` can be written as an image now, and is none of the `inputs` (the user's images)."""
-    if path.suffix.lower() not in Image.registered_extensions():
-        raise ValueError(f"{path}: unknown image format {path.suffix!r} (use .png or .jpg)")
     for source in inputs:
         if Path(source).resolve() == path.resolve():
             raise ValueError(f"{path}: is also an input image; the result would overwrite it (choose another -o)")
     check_writable(path)
+    if path.suffix.lower() not in Image.registered_extensions():
+        raise ValueError(f"{path}: unknown image format {path.suffix!r} (use .png or .jpg)")
 
 
 def parse_weights(text, what, count=None):
@@ -244,12 +244,9 @@ def run(args, p):
     def problem_at(height, width):
         side = max(16, round(max(height, width) * p["style_scale"]))
         styles = [resize(s, *fit_longest(*s.shape[:2], side)) for s in p["styles_rgb"]]
-        current["content_rgb"] = resize(p["content_rgb"], height, width)
-        current["problem"] = StyleTransfer(model, model.preprocess(current["content_rgb"]),
-                                           [model.preprocess(s) for s in styles], p["content_layer"],
-                                           p["style_layers"], args.content_weight, args.style_weight,
-                                           args.tv_weight, p["blend"], p["segmented"])
-        return current["problem"]
+        return StyleTransfer(model, model.preprocess(resize(p["content_rgb"], height, width)),
+                             [model.preprocess(s) for s in styles], p["content_layer"], p["style_layers"],
+                             args.content_weight, args.style_weight, args.tv_weight, p["blend"], p["segmented"])
 
     def picture(x):
         rgb = model.deprocess(x)
@@ -257,6 +254,7 @@ def run(args, p):
 
     def optimise(problem, x0, n, k):
         height, width = x0.shape[1:3]
+        current.update(problem=problem, start=x0, content_rgb=resize(p["content_rgb"], height, width))
         progress = Progress(n, f"stylize: scale {k + 1}/{len(sizes)} {width}x{height}", unit="iterations",
                             lines=True)
 
@@ -279,14 +277,16 @@ def run(args, p):
     try:
         coarse_to_fine(model, p["init_rgb"], sizes, iterations, problem_at, optimise)
     except KeyboardInterrupt:
+        if "problem" not in current:   # nothing optimised yet: nothing to save
+            raise
         print("stylize: interrupted", file=sys.stderr)
         status = 130
     problem = current["problem"]
-    if problem.best is None:
-        problem.loss_and_grad(model.preprocess(current["content_rgb"]))
+    if problem.best is None:           # interrupted before the scale's first evaluation: its start is the result
+        problem.loss_and_grad(current["start"])
     save_image(output, picture(problem.best))
-    print(f"stylize: wrote {output} (cost {problem.best_cost:.4g} at {width}x{height}, {time.perf_counter() - start:.0f} s)",
-          file=sys.stderr)
+    print(f"stylize: wrote {output} (cost {problem.best_cost:.4g} at {width}x{height}, "
+          f"{time.perf_counter() - start:.0f} s)", file=sys.stderr)
     return status
 
 

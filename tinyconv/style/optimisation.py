@@ -11,7 +11,6 @@ Images here are the network's input: (1, H, W, 3) float32, preprocessed as the m
 import numpy as np
 import scipy.optimize
 
-import tinyconv.functional as F
 from tinyconv import Tensor, no_grad, optim
 from tinyconv.style.costs import (compute_content_cost, compute_style_cost, style_targets, target_style_cost,
                                   total_cost, total_variation_cost)
@@ -75,9 +74,9 @@ class StyleTransfer:
         """What `loss_and_grad` gives, computed one block at a time (gradient checkpointing, Chen et al. 2016).
 
         The forward pass keeps only each block's input, without a graph; then, last block first, each block runs
-        again with its graph, and backward from its own cost terms plus <output, dJ/d(output)> (the later blocks'
-        share) gives dJ/d(its input), passed to the block below. One more forward pass; the memory of one block's
-        graph instead of the whole network's.
+        again with its graph, and backward from its own cost terms and from its output with dJ/d(output) (the later
+        blocks' share) gives dJ/d(its input), passed to the block below. One more forward pass; the memory of one
+        block's graph instead of the whole network's.
         """
         runs = self.model.segments(self.layers)
         inputs = [x]
@@ -90,7 +89,7 @@ class StyleTransfer:
         for convs, h in zip(runs[::-1], inputs[::-1]):
             h = Tensor(h, requires_grad=True)
             out, acts = self.model.run(h, convs, self.layers)
-            J = 0 if grad is None else F.sum(F.mul(out, grad))
+            J = 0
             for name, a in acts.items():
                 if name == self.content_layer:
                     term = w["content"] * compute_content_cost(self.a_C, a)
@@ -100,7 +99,10 @@ class StyleTransfer:
                     term = w["style"] * lambdas[name] * target_style_cost(self.G_S[name], a)
                     parts["style"] += term.item()
                     J = J + term
-            J.backward()
+            if acts:
+                J.backward(retain_graph=grad is not None)
+            if grad is not None:
+                out.backward(grad)
             grad = h.grad
         image = Tensor(x, requires_grad=True)
         J_tv = w["tv"] * total_variation_cost(image)
