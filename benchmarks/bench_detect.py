@@ -155,8 +155,11 @@ def main():
         return worker(args.worker, args.folder, args.repeats)
     if not LFW.is_dir():
         sys.exit(f"error: {LFW} not found (the LFW photos are needed to compose the test photos)")
-    import threadpoolctl
-    blas = [(i["internal_api"], i.get("architecture"), i["num_threads"]) for i in threadpoolctl.threadpool_info()]
+    try:
+        import threadpoolctl
+        blas = [(i["internal_api"], i.get("architecture"), i["num_threads"]) for i in threadpoolctl.threadpool_info()]
+    except ImportError:
+        blas = "unknown (threadpoolctl is not installed)"
     print(f"BLAS: {blas}; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}; "
           f"load average {os.getloadavg()[0]:.1f}")
     with tempfile.TemporaryDirectory() as folder:

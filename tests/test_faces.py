@@ -290,7 +290,8 @@ def test_an_image_without_a_face_is_a_clear_error(course_default, tmp_path):
 
 def test_tight_crops_are_found_after_padding(shared, course_default):
     # the central 64 px of a deep-funneled LFW image: the face fills the frame and MTCNN alone misses it
-    rgb = load_image(shared / "data" / "faces" / "lfw" / "lfw-deepfunneled" / "Dale_Bosworth" / "Dale_Bosworth_0001.jpg")
+    lfw = shared / "data" / "faces" / "lfw" / "lfw-deepfunneled"
+    rgb = load_image(lfw / "Dale_Bosworth" / "Dale_Bosworth_0001.jpg")
     tight = np.ascontiguousarray(rgb[93:157, 93:157])
     assert detect_faces(tight) == []
     (face,) = detect(tight)

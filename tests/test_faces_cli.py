@@ -52,6 +52,8 @@ def test_course_images_under_the_default_settings(coursera, tmp_path, capsys):
         assert status == 3 and parse(out.strip())[2] == "unknown" and "please go away" in err, camera
     status, out, _ = run(capsys, "identify", coursera / "camera_0.jpg", "--db", db)
     assert status == 0 and [parse(line)[2] for line in out.splitlines()] == ["younes"]
+    status, out, _ = run(capsys, "identify", coursera / "camera_2.jpg", "--db", db)  # benoit: no one known
+    assert status == 3 and [parse(line)[2] for line in out.splitlines()] == ["unknown"]
 
     status, out, _ = run(capsys, "list", "--db", db)
     assert status == 0 and out.splitlines() == ["kian,1", "younes,1"]

@@ -318,15 +318,16 @@ def test_numba_cache_is_reused_by_a_new_process():
     script = (
         "import numpy as np\n"
         "from tinyconv import kernels\n"
-        "from tinyconv.kernels import im2col, pool\n"
-        "x = np.ones((1, 6, 6, 3), np.float32); w = np.ones((3, 3, 3, 2), np.float32)\n"
+        "from tinyconv.kernels import conv, im2col, pool\n"
+        "x = np.ones((1, 6, 6, 4), np.float32); w = np.ones((3, 3, 4, 2), np.float32)\n"
         "s, p = (2, 2), ((1, 1), (1, 1))\n"
         "kernels.conv2d_grad_input(kernels.conv2d_forward(x, w, s, p), w, x.shape, s, p)\n"
+        "kernels.conv2d_forward(x[..., :3].copy(), w[:, :, :3].copy(), s, p)  # few inputs per window: direct\n"
         "y, arg = kernels.max_pool2d_forward(x, (2, 2), s, p)\n"
         "kernels.max_pool2d_backward(y, arg, x.shape)\n"
         "kernels.avg_pool2d_backward(kernels.avg_pool2d_forward(x, (2, 2), s, p), x.shape, (2, 2), s, p)\n"
-        "fns = [im2col.im2col, im2col.col2im_add, pool._max_forward, pool._max_backward, pool._avg_forward,\n"
-        "       pool._avg_backward]\n"
+        "fns = [im2col.im2col, im2col.col2im_add, conv._direct_forward, pool._max_forward, pool._max_backward,\n"
+        "       pool._avg_forward, pool._avg_backward]\n"
         "count = lambda stat: sum(sum(getattr(f.stats, stat).values()) for f in fns)\n"
         "print(count('cache_hits'), count('cache_misses'))\n"
     )
@@ -334,4 +335,4 @@ def test_numba_cache_is_reused_by_a_new_process():
     for _ in range(2):      # the first run fills the cache if this checkout has none yet
         out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=root)
     hits, misses = map(int, out.stdout.split())
-    assert (hits, misses) == (6, 0)
+    assert (hits, misses) == (7, 0)

@@ -32,9 +32,9 @@ from tinyconv.models.facenet import facenet
 
 TRAIN = {name: p.default for name, p in inspect.signature(train).parameters.items()
          if p.default is not inspect.Parameter.empty}  # train's defaults are the command line's
-THRESHOLD_HELP = ("same person when the distance between encodings is below this. Default: the threshold "
-                  "calibrated on LFW for the database's preprocessing (the best overall threshold of `evaluate` on "
-                  "the 6,000 pairs of pairs.txt; table in tinyconv/faces/thresholds.py): "
+THRESHOLD_HELP = ("same person when the distance between encodings is below this. Default: the threshold of the "
+                  "database's preprocessing, measured on LFW (tinyconv/faces/thresholds.py: a door's threshold "
+                  "with detection, the best overall LFW threshold for the others): "
                   + ", ".join(f"{p} {t}" for p, t in THRESHOLDS.items()))
 PREPROCESS_HELP = ("mtcnn (detect each face, FaceNet's crop and standardisation), standardize or course (no "
                    "detection: images that are already face crops, optionally -crop<pixels> for the central box), "

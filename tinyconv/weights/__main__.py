@@ -21,7 +21,8 @@ def main(argv=None):
     fetch.add_argument("--force", action="store_true", help="redo it even if a valid file is there")
     commands.add_parser("list", help="show the models and whether their weights are here")
     commands.add_parser("verify", help="check every converted file in the weights folder")
-    convert = commands.add_parser("convert", help="convert a file you have (Keras .h5, ONNX, MatConvNet .mat)")
+    convert = commands.add_parser("convert", help="convert a file you have (Keras .h5, ONNX, MatConvNet .mat; for "
+                                                  "mtcnn the folder holding pnet.onnx, rnet.onnx, onet.onnx)")
     convert.add_argument("--from", dest="source", required=True, type=Path, metavar="FILE")
     convert.add_argument("--arch", required=True, choices=list(ARCHITECTURES))
     convert.add_argument("-o", "--output", type=Path, help="default: the weights folder's <arch>.h5")
