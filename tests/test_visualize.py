@@ -177,11 +177,11 @@ def test_command_errors_are_one_line(tmp_path, image_folder, capsys, args, messa
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--units", "-1"], "argument --units: must not be negative, got '-1'"),
-    (["--steps", "-3"], "argument --steps: must not be negative"),
+    (["--units", "-1"], "argument --units: expected an integer >= 0, got '-1'"),
+    (["--steps", "-3"], "argument --steps: expected an integer >= 0"),
     (["--step-size", "nan"], "argument --step-size: expected a finite number"),
     (["--size", "4"], "argument --size: must be at least 8"),
-    (["--top", "0"], "argument --top: must be at least 1"),
+    (["--top", "0"], "argument --top: expected a positive integer"),
 ])
 def test_bad_numbers_are_usage_errors(tmp_path, image_folder, capsys, args, message):
     with pytest.raises(SystemExit) as exit_:
