@@ -191,10 +191,10 @@ def test_a_read_only_output_folder_is_refused_before_any_work(files, capsys, mon
 @pytest.mark.parametrize("option, value, message", [
     ("--content-weight", "nan", "expected a finite number"),
     ("--style-weight", "inf", "expected a finite number"),
-    ("--tv-weight", "-1", "must not be negative"),
-    ("--style-scale", "0", "must be positive"),
-    ("--iterations", "0", "must be at least 1"),
-    ("--scales", "0", "must be at least 1"),
+    ("--tv-weight", "-1", "expected a finite number >= 0"),
+    ("--style-scale", "0", "expected a finite number > 0"),
+    ("--iterations", "0", "expected a positive integer"),
+    ("--scales", "0", "expected a positive integer"),
     ("--learning-rate", "1", "L-BFGS chooses its own"),
 ])
 def test_bad_numbers_are_usage_errors(files, capsys, option, value, message):

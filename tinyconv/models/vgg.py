@@ -44,7 +44,7 @@ class VGG(nn.Module):
         if order not in ("RGB", "BGR"):
             raise ValueError(f"{self.architecture}: channel_order must be RGB or BGR, got {order!r}")
         self.channel_order = order
-        self.pixel_mean = np.asarray(attrs["pixel_mean"], dtype=np.float64).reshape(3)
+        self.pixel_mean = np.asarray(attrs["pixel_mean"], dtype=np.float32).reshape(3)   # float32, as the weights
         self.pixel_scale = float(attrs["pixel_scale"])
 
     def load_weights(self, path):
