@@ -31,7 +31,7 @@ def inputs(args):
 
 def run_ours(args):
     from tinyconv import Tensor, no_grad, optim, weights
-    from tinyconv.faces.train import encode_batch, select_triplets, set_training, triplets_loss
+    from tinyconv.faces.train import encode_batch, select_triplets, set_training, mean_triplet_loss
     from tinyconv.models.facenet import facenet
     model = facenet(weights.ensure("facenet"))
     check, batches, x, labels = inputs(args)
@@ -49,7 +49,7 @@ def run_ours(args):
         embeddings = encode_batch(model, x)
         triplets = select_triplets(embeddings.data, labels, 2.0, rng)  # alpha 2: never an empty batch
         optimizer.zero_grad()
-        triplets_loss(embeddings, triplets, 2.0).backward()
+        mean_triplet_loss(embeddings, triplets, 2.0).backward()
         optimizer.step()
 
     out["train"] = sides.timed(step, max(1, args.repeats // 2), warmup=1)

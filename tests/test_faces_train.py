@@ -4,7 +4,7 @@ import numpy as np
 from tinyconv import no_grad, optim, weights
 from tinyconv.faces.preprocess import load_face
 from tinyconv.faces.train import (encode_batch, people_images, sample_batch, save_fine_tuned, select_triplets,
-                                  set_training, triplets_loss)
+                                  set_training, mean_triplet_loss)
 from tinyconv.models.facenet import facenet
 
 
@@ -45,7 +45,7 @@ def test_loss_falls_on_a_fixed_batch_of_real_faces_and_saves(shared, weights_fil
 
     def loss():
         with no_grad():
-            return triplets_loss(encode_batch(model.eval(), x), triplets, alpha=1.0).item()
+            return mean_triplet_loss(encode_batch(model.eval(), x), triplets, alpha=1.0).item()
 
     before = loss()
     optimizer = optim.Adam(set_training(model), lr=1e-4)
@@ -53,7 +53,7 @@ def test_loss_falls_on_a_fixed_batch_of_real_faces_and_saves(shared, weights_fil
     bn_before = bn.data.copy()
     for _ in range(3):
         optimizer.zero_grad()
-        triplets_loss(encode_batch(model, x), triplets, alpha=1.0).backward()
+        mean_triplet_loss(encode_batch(model, x), triplets, alpha=1.0).backward()
         optimizer.step()
     assert not model.block35[0].branch_0.bn.training and model.training  # batch norm frozen, dropout on
     after = loss()

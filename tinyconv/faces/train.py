@@ -80,7 +80,7 @@ def encode_batch(model, x):
     return F.l2_normalize(model(Tensor(x)), axis=-1)
 
 
-def triplets_loss(embeddings, triplets, alpha):
+def mean_triplet_loss(embeddings, triplets, alpha):
     """Mean triplet loss of `triplets` (index arrays into the rows of `embeddings`), a differentiable Tensor."""
     a, p, n = triplets
     return triplet_loss(None, (embeddings[a], embeddings[p], embeddings[n]), alpha) / len(a)
@@ -125,7 +125,7 @@ def train(model, people, steps=20, preprocess=DEFAULT_PREPROCESS, lr=1e-5, n_peo
             progress.update(1, "no triplet inside the margin, skipped")
             continue
         optimizer.zero_grad()
-        loss = triplets_loss(embeddings, triplets, alpha)
+        loss = mean_triplet_loss(embeddings, triplets, alpha)
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
