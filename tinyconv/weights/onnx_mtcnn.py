@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyconv.weights.onnx_vgg import read_onnx_graph
+
 NETS = ("pnet", "rnet", "onet")
 LAYERS = {
     "pnet": {"conv2d": "conv1", "p_re_lu": "prelu1", "conv2d_1": "conv2", "p_re_lu_1": "prelu2",
@@ -36,16 +38,7 @@ def read_onnx_mtcnn(folder):
 
 
 def _read_net(path, net):
-    try:
-        import onnx
-        from onnx import numpy_helper
-    except ImportError:
-        raise ValueError(f"{path}: reading ONNX needs the onnx package (python -m pip install onnx)") from None
-    try:
-        graph = onnx.load(str(path)).graph
-    except Exception as e:  # protobuf raises its own DecodeError, onnx its own errors
-        raise ValueError(f"{path}: not a readable ONNX file ({e.__class__.__name__}: {e})") from None
-    arrays = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    graph, arrays = read_onnx_graph(path)
     adds = {node.input[0]: node for node in graph.node if node.op_type == "Add"}
     state = {}
     for node in graph.node:

@@ -13,8 +13,8 @@ import numpy as np
 LAYER = re.compile(r"(block\d+_conv\d+)")
 
 
-def read_onnx_vgg(path):
-    """{"block1_conv1/kernel": (3, 3, 3, 64) float32, "block1_conv1/bias": (64,), ...} of an ONNX VGG file."""
+def read_onnx_graph(path):
+    """(graph, {initializer name: ndarray}) of an ONNX file; ValueError naming the file if it cannot be read."""
     try:
         import onnx
         from onnx import numpy_helper
@@ -24,7 +24,12 @@ def read_onnx_vgg(path):
         graph = onnx.load(str(path)).graph
     except Exception as e:  # protobuf raises its own DecodeError, onnx its own errors
         raise ValueError(f"{path}: not a readable ONNX file ({e.__class__.__name__}: {e})") from None
-    arrays = {t.name: t for t in graph.initializer}
+    return graph, {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+
+
+def read_onnx_vgg(path):
+    """{"block1_conv1/kernel": (3, 3, 3, 64) float32, "block1_conv1/bias": (64,), ...} of an ONNX VGG file."""
+    graph, arrays = read_onnx_graph(path)
     state = {}
     for node in graph.node:
         if node.op_type != "Conv":
@@ -40,8 +45,7 @@ def read_onnx_vgg(path):
                 attrs.get("dilations", [1, 1]) != [1, 1] or attrs.get("pads", [1] * 4) != [1] * 4:
             raise ValueError(f"{path}: layer {name}: a VGG convolution has stride 1, padding 1, one group; "
                              f"found {attrs}")
-        kernel = numpy_helper.to_array(arrays[node.input[1]])
-        bias = numpy_helper.to_array(arrays[node.input[2]])
+        kernel, bias = arrays[node.input[1]], arrays[node.input[2]]
         if kernel.ndim != 4 or bias.shape != (kernel.shape[0],):
             raise ValueError(f"{path}: layer {name}: kernel {kernel.shape} (out, in, kh, kw) does not match "
                              f"bias {bias.shape}")
