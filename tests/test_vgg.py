@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from tinyconv import no_grad
+from tinyconv import no_grad, weights
 from tinyconv.models.vgg import VGG, vgg16
 from tinyconv.weights.architectures import vgg_shapes
 

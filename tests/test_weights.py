@@ -843,7 +843,7 @@ def test_command_line_conventions(home, tmp_path, capsys):
         main(["convert", "--help"])
     assert done.value.code == 0
     assert f"(default:{home / 'weights'}/ARCH.h5)" in "".join(capsys.readouterr().out.split())   # as wrapped
-    for argv in (["fetch", "vgg19"], ["convert", "--arch", "vgg16"], ["nothing"]):
+    for argv in (["fetch", "vgg11"], ["convert", "--arch", "vgg16"], ["nothing"]):
         with pytest.raises(SystemExit) as done:
             main(argv)
         err = capsys.readouterr().err
