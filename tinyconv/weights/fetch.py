@@ -181,9 +181,10 @@ def _stamp(path):
 def _stamps():
     """{name: stamp} of the files `ensure` checked in full ({} when there is no record or it is unreadable)."""
     try:
-        return json.loads((home() / "weights" / ".verified.json").read_text())
+        stamps = json.loads((home() / "weights" / ".verified.json").read_text())
     except (OSError, ValueError):
         return {}
+    return stamps if isinstance(stamps, dict) else {}
 
 
 def _record_stamp(name, path):
