@@ -243,6 +243,16 @@ def test_conv2d_forward_and_gradients(algorithm, data, seed, with_bias):
         assert gradcheck(lambda *t: F.conv2d(*t[:2], t[2] if len(t) > 2 else None, stride, padding), *inputs)
 
 
+@given(st.data(), seeds)
+def test_conv2d_relu_is_relu_of_conv2d(data, seed):
+    x_shape, w_shape, stride, padding = data.draw(conv_case(winograd=False))
+    x, w, b = randn(seed, x_shape), randn(seed + 1, w_shape), randn(seed + 2, w_shape[3])
+    expected = F.relu(F.conv2d(x, w, b, stride, padding)).data
+    np.testing.assert_array_equal(F.conv2d_relu(x, w, b, stride, padding).data, expected)
+    assume(np.abs(F.conv2d(x, w, b, stride, padding).data).min() > 1e-3)   # away from the kink at 0
+    assert gradcheck(lambda *t: F.conv2d_relu(*t, stride, padding), x, w, b)
+
+
 def test_conv_algorithm_auto_picks_winograd_for_wide_3x3_only():
     same = ((1, 1), (1, 1))
     assert F.conv_algorithm((1, 224, 224, 64), (3, 3, 64, 64), (1, 1), same) == "winograd2"
@@ -427,6 +437,8 @@ FLOAT32_CASES = {
     "pad": lambda t, s: F.pad(t, ((0, 0), (1, 1), (0, 2), (0, 0))),
     "l2_normalize": lambda t, s: F.l2_normalize(t),
     "conv2d": lambda t, s: F.conv2d(t, F.tensor(np.ones((2, 2, s[-1], 3), np.float32)), np.ones(3), 1, "same"),
+    "conv2d_relu": lambda t, s: F.conv2d_relu(t, F.tensor(np.ones((2, 2, s[-1], 3), np.float32)), np.ones(3), 1,
+                                              "same"),
     "max_pool2d": lambda t, s: F.max_pool2d(t, 2, 1, "same"),
     "avg_pool2d": lambda t, s: F.avg_pool2d(t, 2, 1, "same"),
     "batch_norm": lambda t, s: F.batch_norm(t, None, None, np.ones(s[-1]), np.zeros(s[-1]), training=True),

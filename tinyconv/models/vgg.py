@@ -88,7 +88,7 @@ class VGG(nn.Module):
         for conv in convs:
             if conv.name in self.pooled:
                 x = self.pool(x)
-            x = F.relu(conv(x))
+            x = F.conv2d_relu(x, conv.kernel, conv.bias, conv.stride, conv.padding)   # = F.relu(conv(x))
             if conv.name in layers:
                 acts[conv.name] = x
         return x, acts

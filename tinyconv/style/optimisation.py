@@ -16,6 +16,7 @@ from tinyconv.style.costs import (compute_content_cost, compute_style_cost, styl
                                   total_cost, total_variation_cost)
 from tinyconv.style.images import resize
 
+FIRST_STEP = None      # see run_lbfgs
 SMALLEST_SCALE = 32   # px: the shorter side below which a coarse scale is left out (VGG pools 4 times to conv5_1)
 
 
@@ -83,48 +84,59 @@ class StyleTransfer:
         with no_grad():
             for convs in runs[:-1]:
                 inputs.append(self.model.run(Tensor(inputs[-1]), convs)[0].data)
-        w, lambdas = self.weights, dict(self.style_layers)
         parts = dict(content=0.0, style=0.0, tv=0.0)
         grad = None
-        for convs, h in zip(runs[::-1], inputs[::-1]):
-            h = Tensor(h, requires_grad=True)
-            out, acts = self.model.run(h, convs, self.layers)
-            J = 0
-            for name, a in acts.items():
-                if name == self.content_layer:
-                    term = w["content"] * compute_content_cost(self.a_C, a)
-                    parts["content"] += term.item()
-                    J = J + term
-                if name in lambdas:
-                    term = w["style"] * lambdas[name] * target_style_cost(self.G_S[name], a)
-                    parts["style"] += term.item()
-                    J = J + term
-            if acts:
-                J.backward(retain_graph=grad is not None)
-            if grad is not None:
-                out.backward(grad)
-            grad = h.grad
+        for convs in runs[::-1]:       # each input is dropped once its block is done
+            grad = self.block_backward(inputs.pop(), convs, grad, parts)
         image = Tensor(x, requires_grad=True)
-        J_tv = w["tv"] * total_variation_cost(image)
+        J_tv = self.weights["tv"] * total_variation_cost(image)
         J_tv.backward()
         parts["tv"] = J_tv.item()
         return sum(parts.values()), grad + image.grad, parts
 
+    def block_backward(self, h, convs, grad_out, parts):
+        """dJ/dh for the input h (ndarray) of the block `convs`, from its own cost terms (added to `parts`) and
+        from grad_out = dJ/d(its output) (None for the last block). Its graph is freed on return."""
+        w, lambdas = self.weights, dict(self.style_layers)
+        h = Tensor(h, requires_grad=True)
+        out, acts = self.model.run(h, convs, self.layers)
+        J = 0
+        for name, a in acts.items():
+            if name == self.content_layer:
+                term = w["content"] * compute_content_cost(self.a_C, a)
+                parts["content"] += term.item()
+                J = J + term
+            if name in lambdas:
+                term = w["style"] * lambdas[name] * target_style_cost(self.G_S[name], a)
+                parts["style"] += term.item()
+                J = J + term
+        if acts:
+            J.backward(retain_graph=grad_out is not None)
+        if grad_out is not None:
+            out.backward(grad_out)
+        return h.grad
 
-def run_lbfgs(problem, x0, iterations, callback=None, history=10):
+
+def run_lbfgs(problem, x0, iterations, callback=None, history=10, first_step=FIRST_STEP):
     """Minimise with L-BFGS (scipy's L-BFGS-B without bounds); returns the best image seen.
 
     Unbounded, as the Lua implementation: bounding the pixels to 0..255 made the first iterations crawl (the image is
     clipped when it is saved). scipy works on a float64 vector, the network on a float32 image. Each iteration
     may evaluate J several times (line search). ftol and gtol are 0 so it runs the iterations asked for unless
     the line search gives up.
+    first_step: the root-mean-square pixel change (0..255 levels) of the first trial step. scipy's first trial
+    moves its variables by a length of 1, which on raw pixels is far too short, and its line search then spends
+    several evaluations growing the step (8 of the 28 evaluations of 20 iterations at 512 px). So it works on
+    v = x / s with s = first_step * sqrt(x.size); after the first step L-BFGS does not depend on this scaling.
+    None: no scaling (scipy's own first step).
     callback(iteration, parts) after each iteration, with the terms of the latest evaluation.
     """
     shape, latest = x0.shape, {}
+    scale = 1.0 if first_step is None else first_step * np.sqrt(x0.size)
 
     def fun(v):
-        cost, grad, latest["parts"] = problem.loss_and_grad(v.reshape(shape).astype(np.float32))
-        return cost, grad.astype(np.float64).ravel()
+        cost, grad, latest["parts"] = problem.loss_and_grad((scale * v).reshape(shape).astype(np.float32))
+        return cost, scale * grad.astype(np.float64).ravel()
 
     def after_iteration(_):
         after_iteration.count += 1
@@ -132,7 +144,7 @@ def run_lbfgs(problem, x0, iterations, callback=None, history=10):
             callback(after_iteration.count, latest["parts"])
     after_iteration.count = 0
 
-    scipy.optimize.minimize(fun, x0.astype(np.float64).ravel(), jac=True, method="L-BFGS-B",
+    scipy.optimize.minimize(fun, x0.astype(np.float64).ravel() / scale, jac=True, method="L-BFGS-B",
                             callback=after_iteration,
                             options=dict(maxiter=iterations, maxfun=4 * iterations, maxcor=history, ftol=0,
                                          gtol=0))
