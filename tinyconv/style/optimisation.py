@@ -16,7 +16,10 @@ from tinyconv.style.costs import (compute_content_cost, compute_style_cost, styl
                                   total_cost, total_variation_cost)
 from tinyconv.style.images import resize
 
-FIRST_STEP = None      # see run_lbfgs
+FIRST_STEP = 8.0       # pixel levels: see run_lbfgs
+# memory_estimate's bytes per float32 activation value kept by the graph, added at the content layer, and held by
+# backward at the largest layer; L-BFGS's extra float64 image-sized vectors; the fixed part
+KEPT_BYTES, CONTENT_BYTES, BACKWARD_BYTES, LBFGS_VECTORS, BASE_BYTES = 4, 8, 16, 8, 300 << 20
 SMALLEST_SCALE = 32   # px: the shorter side below which a coarse scale is left out (VGG pools 4 times to conv5_1)
 
 
@@ -126,9 +129,9 @@ def run_lbfgs(problem, x0, iterations, callback=None, history=10, first_step=FIR
     the line search gives up.
     first_step: the root-mean-square pixel change (0..255 levels) of the first trial step. scipy's first trial
     moves its variables by a length of 1, which on raw pixels is far too short, and its line search then spends
-    several evaluations growing the step (8 of the 28 evaluations of 20 iterations at 512 px). So it works on
-    v = x / s with s = first_step * sqrt(x.size); after the first step L-BFGS does not depend on this scaling.
-    None: no scaling (scipy's own first step).
+    several evaluations growing the step: 20 iterations at 512 px took 28 evaluations, 22 with first_step 8 (2:
+    23), the same picture (README). So it works on v = x / s with s = first_step * sqrt(x.size); after the first
+    step L-BFGS does not depend on this scaling (s and y scale by 1/s and s). None: scipy's own first step.
     callback(iteration, parts) after each iteration, with the terms of the latest evaluation.
     """
     shape, latest = x0.shape, {}
@@ -204,21 +207,32 @@ def coarse_to_fine(model, init_rgb, sizes, iterations, problem_at, optimise):
 
 
 def memory_estimate(model, height, width, layers, history=10, segmented=False):
-    """Bytes a run at height x width needs, roughly: 1.4 GB were measured (peak RSS) at 512x384 with VGG16.
+    """Bytes a run at height x width needs, roughly (compared with the peak RSS measured at 512, 1024 and 2048 px
+    in the README); layers: the content layer first, then the style layers.
 
-    Per conv layer the graph keeps the convolution's output, the ReLU's output and mask, and backward makes the
-    gradients and temporaries of each (about 16 bytes per float32 value in all, measured); backward holds the
-    gradients of the largest layer; L-BFGS stores 2 * history float64 vectors of the image's size; the weights
-    and Python with NumPy/Numba take a fixed part. `segmented` (one block's graph at a time) keeps the largest
-    block's graph and every block's float32 input instead of the whole graph.
+    The graph keeps, per conv layer, its output (`F.conv2d_relu`: KEPT_BYTES per value) and, at the content layer,
+    the content cost's difference and square (CONTENT_BYTES; the style costs' Grams read the activations in place);
+    backward holds the gradients and temporaries of the largest layer
+    (BACKWARD_BYTES per value); scipy's L-BFGS keeps 2 * history float64 vectors of the image's size and a few more
+    (LBFGS_VECTORS); the weights and Python with NumPy/Numba (BASE_BYTES) take a fixed part. `segmented` (one
+    block's graph at a time, `segmented_loss_and_grad`): the largest, over the blocks, of that block's graph and
+    backward plus the float32 inputs of the blocks below it, still waiting for their turn.
     """
-    sizes = {name: int(np.prod(shape)) for name, shape in model.activation_shapes(height, width, max(
-        layers, key=lambda name: model.layer_names.index(model.layer_name(name))))}
+    deepest = max(layers, key=lambda name: model.layer_names.index(model.layer_name(name)))
+    sizes = {name: int(np.prod(shape)) for name, shape in model.activation_shapes(height, width, deepest)}
+    content = model.layer_name(layers[0])
+
+    def graph(convs):
+        values = [sizes[c.name] for c in convs]
+        return KEPT_BYTES * sum(values) + CONTENT_BYTES * sum(sizes[c.name] for c in convs if c.name == content) \
+            + BACKWARD_BYTES * max(values)
     if segmented:
-        runs = model.segments(layers)
-        graph = max(16 * sum(sizes[c.name] for c in convs) for convs in runs) + \
-            4 * sum(sizes[convs[-1].name] for convs in runs[:-1])
+        runs, below = model.segments(layers), 4 * height * width * 3
+        need = 0
+        for convs in runs:
+            need = max(need, below + graph(convs))
+            below += 4 * sizes[convs[-1].name]
     else:
-        graph = 16 * sum(sizes.values())
+        need = graph(model.convs_to(deepest))
     weights = sum(p.data.nbytes for p in model.parameters())
-    return graph + 16 * max(sizes.values()) + 2 * history * 8 * height * width * 3 + weights + (300 << 20)
+    return need + (2 * history + LBFGS_VECTORS) * 8 * height * width * 3 + weights + BASE_BYTES
