@@ -1,6 +1,6 @@
 """python -m tinyconv.style CONTENT STYLE [STYLE ...] -o OUT (also python -m tinyconv.stylize): neural style transfer.
 
-Coarse to fine by default: the image is optimised at an eighth, a quarter, half, then the full size (`--scales`), each
+Coarse to fine by default: the image is optimised at a quarter, then half, then the full size (`--scales`), each
 scale starting from the previous result upsampled. Everything that can fail (unreadable images, an output that
 cannot be written, bad numbers, unknown layers, an image too large for memory) is checked before the long work
 starts: a bad option is a usage error (exit status 2), anything else one line `error: ...` (exit status 1).
@@ -27,7 +27,7 @@ from tinyconv.style.images import demo_images, fit_longest, resize, transfer_lum
 from tinyconv.style.optimisation import (StyleTransfer, coarse_to_fine, memory_estimate, pyramid, run_adam,
                                          run_lbfgs, scale_iterations)
 
-DEFAULTS = dict(size=512, scales=4, iterations=10, demo_iterations=30, optimizer="lbfgs", learning_rate=2.55,
+DEFAULTS = dict(size=512, scales=3, iterations=15, demo_iterations=30, optimizer="lbfgs", learning_rate=2.55,
                 content_weight=1.0, style_weight=1e-3, tv_weight=2.0, content_layer=CONTENT_LAYER,
                 style_layers=",".join(f"{name}:{weight:g}" for name, weight in STYLE_LAYERS), style_scale=1.0,
                 init="content", pooling="max", seed=0, save_every=0, model="vgg16")
@@ -69,9 +69,8 @@ def build_parser():
     p.add_argument("--size", type=positive_int, default=d["size"],
                    help="longest side of the result in pixels (default %(default)s)")
     p.add_argument("--scales", type=positive_int, default=d["scales"],
-                   help="coarse-to-fine scales, each twice the size of the one before (default %(default)s: an "
-                        "eighth, a quarter, half and the full size; scales under 32 px are left out; 1 = a single "
-                        "scale)")
+                   help="coarse-to-fine scales, each twice the size of the one before (default %(default)s: a "
+                        "quarter, half and the full size; scales under 32 px are left out; 1 = a single scale)")
     p.add_argument("--iterations", type=positive_int,
                    help=f"optimiser iterations at the full size; each coarser scale runs twice as many (default "
                         f"{d['iterations']}, i.e. {'+'.join(map(str, scale_iterations(d['iterations'], d['scales'])))} "
