@@ -108,7 +108,7 @@ def build_parser():
     p.add_argument("--weights", help="a converted weights file to use instead of the default one for --model")
     p.add_argument("--max-memory", type=positive_float, metavar="GIB",
                    help="memory the run may use, in GiB (default: what is available now). A large image that "
-                        "does not fit is computed one network block at a time (about a third slower); if even "
+                        "does not fit is computed one network block at a time (about 1.5 times slower); if even "
                         "that does not fit, it is refused before starting")
     p.add_argument("--demo", action="store_true",
                    help="run a small complete example on images made in code (writes only -o, default "
