@@ -157,7 +157,7 @@ def test_exact_nearest_matches_brute_force():
     rng = np.random.default_rng(0)
     base = rng.normal(size=(500, 128)).astype(np.float32)
     base /= np.linalg.norm(base, axis=1, keepdims=True)
-    rows, dist = exact_nearest(base, base[:7], 5, block=3)
+    rows, dist = exact_nearest(base, base[:7], 5, block_floats=3 * len(base))
     brute = np.linalg.norm(base[:7, None] - base[None], axis=-1)
     np.testing.assert_array_equal(rows, np.argsort(brute, axis=1)[:, :5])
     np.testing.assert_allclose(dist, np.sort(brute, axis=1)[:, :5], atol=1e-5)

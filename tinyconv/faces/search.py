@@ -23,10 +23,14 @@ SWITCH = 100_000  # faces: from here on HNSW (measured, see above)
 M, EF_CONSTRUCTION, EF = 16, 200, 400  # HNSW settings: recall@10 0.994 on 100k face-like vectors (bench_search.py)
 
 
-def exact_nearest(base, queries, k, block=4096):
-    """k nearest rows of base (n, d) for each query (q, d), both of unit length -> (indices, distances) (q, k)."""
+def exact_nearest(base, queries, k, block_floats=2**25):
+    """k nearest rows of base (n, d) for each query (q, d), both of unit length -> (indices, distances) (q, k).
+
+    Queries go in blocks whose similarity matrix holds at most `block_floats` floats (128 MB).
+    """
     k = min(k, len(base))
     queries = np.atleast_2d(np.asarray(queries, np.float32))
+    block = max(1, block_floats // max(len(base), 1))
     best = np.empty((len(queries), k), np.int64)
     dist = np.empty((len(queries), k), np.float32)
     for start in range(0, len(queries), block):
@@ -39,14 +43,17 @@ def exact_nearest(base, queries, k, block=4096):
     return best, dist
 
 
-def hnsw_index(encodings, labels, m=M, ef_construction=EF_CONSTRUCTION, ef=EF):
-    """A new hnswlib index (L2) of `encodings` (n, 128) labelled `labels` (n,)."""
+def hnsw_index(encodings, labels, m=M, ef_construction=EF_CONSTRUCTION, ef=EF, progress=None):
+    """A new hnswlib index (L2) of `encodings` (n, 128) labelled `labels` (n,); `progress`: a Progress of n."""
     import hnswlib
 
     index = hnswlib.Index(space="l2", dim=DIM)
     index.init_index(max_elements=max(len(encodings), 1), M=m, ef_construction=ef_construction)
-    if len(encodings):
-        index.add_items(encodings, labels)
+    step = len(encodings) if progress is None else 20_000
+    for start in range(0, len(encodings), max(step, 1)):
+        index.add_items(encodings[start:start + step], labels[start:start + step])
+        if progress is not None:
+            progress.update(len(encodings[start:start + step]))
     index.set_ef(ef)
     return index
 
