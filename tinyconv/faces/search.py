@@ -23,7 +23,7 @@ from tinyconv.faces.database import DIM
 from tinyconv.files import atomic_write
 
 SWITCH = 100_000  # candidate faces: from here on HNSW (measured, see above)
-M, EF_CONSTRUCTION, EF = 16, 200, 400  # HNSW settings (recall@10 measured by bench_search.py, see above)
+M, EF_CONSTRUCTION, EF = 32, 200, 400  # HNSW settings (recall@10 measured by bench_search.py, see above)
 STALE_SAMPLE = 32  # faces whose encodings are compared between the database and its HNSW file
 
 
