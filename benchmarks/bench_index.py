@@ -32,7 +32,8 @@ from tinyconv.faces.__main__ import main
 with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
     sys.exit(main(sys.argv[1:] + ["--dask", cluster.scheduler_address]))
 """
-RUNS = {"1": ("1 worker", ["-m", "tinyconv.faces"], []), "2": ("2 workers", ["-m", "tinyconv.faces"], ["--workers", "2"]),
+RUNS = {"1": ("1 worker", ["-m", "tinyconv.faces"], []),
+        "2": ("2 workers", ["-m", "tinyconv.faces"], ["--workers", "2"]),
         "dask": ("Dask LocalCluster, 2 workers", ["-c", DASK], [])}
 
 
