@@ -9,11 +9,20 @@ is kept beside the database as `<db>.hnsw`, labelled by face id: new faces are a
 each `index` and before each use, and it is built again when it is missing, unreadable or stale (made for another
 database file of the same name).
 
-The switch point, measured by benchmarks/bench_search.py (a `search` command pays, exact, loading every encoding
-from the database plus one matrix product; HNSW, loading its graph plus one query): 10k faces 120 vs 89 ms, 30k
-207 vs 185 ms, 100k 1150 vs 663 ms, 1M 15.8 s exact. Below 100k the difference is under 1% of a search command
-(loading the network and finding the faces take seconds) and not worth building a graph (75 s for 30k faces
-here); at 100k HNSW saves half a second (15%).
+Measured by `python benchmarks/bench_search.py` (README, "Scale of the 1:K search"; face-like synthetic unit
+vectors stored in a FaceDatabase, through this class; 2 cores). A command's lookup costs "open" (exact: read every
+encoding from SQLite; HNSW: load the graph file and check it against the database) plus one query per face:
+
+    faces   exact open + query     HNSW (M=32, ef=800) open + query   HNSW build   HNSW recall@10
+    10k     0.047 s + 0.34 ms      0.062 s + 2.3 ms                   2 s          1.0000
+    100k    0.55 s + 5.7 ms        0.77 s + 4.8 ms                    78 s         0.9999
+    1M      4.75 s + 57 ms         15.8 s + 16 ms                     1,971 s      0.9931
+
+HNSW's queries are faster from 100k on, but opening its graph costs more than reading the encodings at every size
+measured (at 1M it pays off only after ~270 queries in one process), so exact stays the method of a command up to
+1M faces and beyond: SWITCH is above the largest size measured (the crossing was not reached, it is not a measured
+point). Settings: M=16 reached only recall@10 0.954 (ef 400) and 0.974 (ef 800) at 1M, so M=32; with M=32, ef 400
+gives 0.981 at 1M and ef 800 0.9931, so EF=800 (ef_construction 200).
 """
 import importlib.util
 
@@ -22,8 +31,8 @@ import numpy as np
 from tinyconv.faces.database import DIM
 from tinyconv.files import atomic_write
 
-SWITCH = 100_000  # candidate faces: from here on HNSW (measured, see above)
-M, EF_CONSTRUCTION, EF = 32, 200, 400  # HNSW settings (recall@10 measured by bench_search.py, see above)
+SWITCH = 2_000_000  # candidate faces: from here on HNSW (exact was faster for a command at every size measured)
+M, EF_CONSTRUCTION, EF = 32, 200, 800  # HNSW settings: recall@10 >= 0.99 up to 1M faces (measured, see above)
 STALE_SAMPLE = 32  # faces whose encodings are compared between the database and its HNSW file
 
 
