@@ -16,8 +16,9 @@ from tinyconv.faces import __main__ as faces_cli
 from tinyconv.faces.__main__ import main
 from tinyconv.faces.cluster import bcubed_scores, chinese_whispers, pairwise_scores
 from tinyconv.faces.index import Region, index_photos
-from tinyconv.faces.recognition import identify
-from tinyconv.faces.search import FaceSearch, exact_nearest, hnsw_available
+from tinyconv.faces.recognition import identify, who_is_it
+from tinyconv.faces import search
+from tinyconv.faces.search import FaceSearch, exact_nearest, hnsw_available, hnsw_path
 from tinyconv.models.facenet import facenet
 from tinyconv.tensor import Tensor
 
@@ -157,26 +158,94 @@ def test_exact_nearest_matches_brute_force():
     rng = np.random.default_rng(0)
     base = rng.normal(size=(500, 128)).astype(np.float32)
     base /= np.linalg.norm(base, axis=1, keepdims=True)
-    rows, dist = exact_nearest(base, base[:7], 5, block=3)
+    rows, dist = exact_nearest(base, base[:7], 5, block_floats=3 * len(base))
     brute = np.linalg.norm(base[:7, None] - base[None], axis=-1)
     np.testing.assert_array_equal(rows, np.argsort(brute, axis=1)[:, :5])
     np.testing.assert_allclose(dist, np.sort(brute, axis=1)[:, :5], atol=1e-5)
 
 
-@pytest.mark.skipif(not hnsw_available(), reason="hnswlib is an optional extra: pip install -e '.[hnsw]'")
+needs_hnsw = pytest.mark.skipif(not hnsw_available(), reason="hnswlib is an optional extra: pip install -e '.[hnsw]'")
+
+
+@needs_hnsw
 def test_hnsw_index_beside_the_database_follows_additions_and_removals(tmp_path):
     make_photos(tmp_path / "photos", 30)
     db = FaceDatabase(tmp_path / "faces.db")
     index_photos(db, [tmp_path / "photos"], pixel_model, "course", detector=halves, quiet=True)
     ids, encodings = db.faces()
-    exact = FaceSearch(db, "exact").nearest(encodings[:5], 3)
-    hnsw = FaceSearch(db, "hnsw")
+    exact = FaceSearch(db, method="exact").nearest(encodings[:5], 3)
+    hnsw = FaceSearch(db, method="hnsw")
     assert (tmp_path / "faces.db.hnsw").is_file()
     np.testing.assert_array_equal(hnsw.nearest(encodings[:5], 3)[0], exact[0])
     make_photos(tmp_path / "more", 3, seed=9)
     index_photos(db, [tmp_path / "more"], pixel_model, "course", detector=halves, quiet=True)
     new_ids, new_encodings = db.faces(f"id > {ids.max()}")
-    assert FaceSearch(db, "hnsw").nearest(new_encodings, 1)[0][:, 0].tolist() == new_ids.tolist()
+    assert FaceSearch(db, method="hnsw").nearest(new_encodings, 1)[0][:, 0].tolist() == new_ids.tolist()
+
+
+def assert_same_answer(db, queries, k, named=False):
+    """HNSW and exact give the same faces at the same distances (small data: HNSW is exact there)."""
+    exact = FaceSearch(db, named, method="exact").nearest(queries, k)
+    hnsw = FaceSearch(db, named, method="hnsw").nearest(queries, k)
+    np.testing.assert_array_equal(hnsw[0], exact[0])
+    np.testing.assert_allclose(hnsw[1], exact[1], atol=1e-6)
+    return exact
+
+
+@needs_hnsw
+def test_identify_and_who_is_it_go_through_the_hnsw_index_above_the_switch_point(tmp_path, monkeypatch):
+    make_photos(tmp_path / "photos", 10)
+    make_photos(tmp_path / "people", 8, seed=5)
+    make_photos(tmp_path / "queries", 6, seed=7)
+    db = FaceDatabase(tmp_path / "faces.db")
+    index_photos(db, [tmp_path / "photos"], pixel_model, "course", detector=halves, quiet=True)  # 20 unnamed
+    people = sorted((tmp_path / "people").iterdir())
+    for i, name in enumerate(["ann", "bob", "cy", "dee"]):
+        db.enroll(name, people[2 * i:2 * i + 2], PixelModel(), "course")
+    queries = sorted((tmp_path / "queries").iterdir()) + people[::3]
+    exact = [identify(q, db, PixelModel(), threshold=0.5) for q in queries]
+    assert FaceSearch(db, named=True).method == "exact" and not hnsw_path(db).exists()
+
+    monkeypatch.setattr(search, "SWITCH", 5)  # 8 named faces: HNSW now
+    assert FaceSearch(db, named=True).method == "hnsw" and hnsw_path(db).is_file()
+    for query, (want,) in zip(queries, exact):
+        (match,) = identify(query, db, PixelModel(), threshold=0.5)
+        assert match.nearest == want.nearest and match.distance == pytest.approx(want.distance, abs=1e-6)
+        assert match.known == want.known
+    assert [m.nearest for m, in exact][6:] == ["ann", "bob", "dee"] and all(m.distance < 1e-6 for m, in exact[6:])
+    assert who_is_it(people[3], db, PixelModel()) == (pytest.approx(0, abs=1e-6), "bob")
+    encodings = db.faces()[1]
+    assert_same_answer(db, encodings, 5, named=True)   # unnamed faces are never the answer of a named lookup
+    assert set(FaceSearch(db, named=True).nearest(encodings, 8)[0].ravel()) == set(db.face_ids("person IS NOT NULL"))
+
+
+@needs_hnsw
+def test_the_hnsw_index_follows_adds_and_removes_and_a_stale_one_is_built_again(tmp_path):
+    make_photos(tmp_path / "photos", 10)
+    db = FaceDatabase(tmp_path / "faces.db")
+    index_photos(db, [tmp_path / "photos"], pixel_model, "course", detector=halves, quiet=True)
+    queries = db.faces()[1][::3]
+    assert_same_answer(db, queries, 4)
+    make_photos(tmp_path / "people", 3, seed=5)
+    db.enroll("ann", sorted((tmp_path / "people").iterdir()), PixelModel(), "course")   # adds ...
+    assert_same_answer(db, db["ann"], 4)
+    ann_ids = db.face_ids("enrolled = 1")
+    db.remove("ann")                                                                   # ... and removes
+    ids, _ = assert_same_answer(db, queries, 30)
+    assert not set(ann_ids) & set(ids.ravel()) and ids.shape == (len(queries), 20)
+
+    for suffix in ("", "-wal", "-shm"):  # another database file of the same name: its ids 1.. are other faces
+        Path(f"{db.path}{suffix}").unlink(missing_ok=True)
+    make_photos(tmp_path / "other", 8, seed=11)
+    db = FaceDatabase(tmp_path / "faces.db")
+    index_photos(db, [tmp_path / "other"], pixel_model, "course", detector=halves, quiet=True)
+    assert hnsw_path(db).is_file()
+    ids, dist = assert_same_answer(db, db.faces()[1], 1)
+    assert ids[:, 0].tolist() == db.face_ids().tolist() and np.all(dist < 1e-6)
+
+    hnsw_path(db).write_bytes(b"damaged")                                              # unreadable: built again
+    assert_same_answer(db, queries, 3)
+    assert hnsw_path(db).stat().st_size > 1000
 
 
 def test_chinese_whispers_and_the_cluster_measures():

@@ -33,11 +33,11 @@ from tinyconv.faces.annotate import annotate
 from tinyconv.faces.cluster import cluster_faces
 from tinyconv.faces.database import FaceDatabase, migrate
 from tinyconv.faces.index import faces_and_encodings, index_photos
-from tinyconv.faces.search import SWITCH, FaceSearch, hnsw_available, update_hnsw
+from tinyconv.faces.search import FaceSearch, update_hnsw, use_hnsw
 from tinyconv.faces.evaluation import evaluate
 from tinyconv.faces.lfw import read_pairs
 from tinyconv.faces.preprocess import parse_preprocessing
-from tinyconv.faces.recognition import face_distances, identify, resolve_preprocessing
+from tinyconv.faces.recognition import distances_to, identify, resolve_preprocessing
 from tinyconv.faces.thresholds import DEFAULT_PREPROCESS, THRESHOLDS, cluster_threshold, default_threshold, \
     same_person
 from tinyconv.faces.train import people_images, save_fine_tuned, train
@@ -189,8 +189,7 @@ def run_verify(args):
         raise ValueError(f"{args.db}: no one named {args.name!r} in the database")
     preprocess = resolve_preprocessing(db)
     threshold = default_threshold(preprocess) if args.threshold is None else args.threshold
-    boxes, names, distances = face_distances(args.image, db, load_model(args), preprocess)
-    column = distances[:, names.index(args.name)]
+    boxes, column = distances_to(args.image, args.name, db, load_model(args), preprocess)
     face = int(column.argmin())
     yes = same_person(column[face], threshold)
     print(face_line(args.image, boxes[face], args.name if yes else "unknown", column[face]))
@@ -254,7 +253,7 @@ def run_index(args):
         if args.dask:
             client.close()
     total = db.counts()
-    if total["faces"] >= SWITCH and hnsw_available():
+    if use_hnsw(total["faces"]):  # the graph follows the additions now, not at the next search
         update_hnsw(db)
     seconds = max(counts["seconds"], 1e-9)
     print(f"indexed {counts['photos']} photos ({counts['faces']} faces) in {counts['seconds']:.1f} s: "

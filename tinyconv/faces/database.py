@@ -133,10 +133,11 @@ class FaceDatabase:
         keep = np.isfinite(encodings).all(axis=1)
         return ids[keep], encodings[keep]
 
-    def face_ids(self):
-        """The ids (n,) int64 of every face."""
+    def face_ids(self, where="1", args=()):
+        """The ids (n,) int64 of the faces matching the SQL condition `where` (finite or not), ascending."""
         with self._reading() as db:
-            return np.array([i for i, in db.execute("SELECT id FROM faces")], dtype=np.int64)
+            return np.array([i for i, in db.execute(f"SELECT id FROM faces WHERE {where} ORDER BY id", args)],
+                            dtype=np.int64)
 
     def face_records(self, ids):
         """face id -> dict(photo, box, person name or None, cluster) for the given ids."""

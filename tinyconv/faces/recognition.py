@@ -2,8 +2,10 @@
 
 `database` is either the course's plain dict (name -> one encoding, made by `img_to_encoding` with the same
 preprocessing) or a `FaceDatabase` (name -> one or more encodings, with the model and preprocessing that made
-them). A person's distance is the smallest distance from a face's encoding to any of their stored encodings, and
-the decision is `thresholds.same_person`: distance < threshold. The threshold defaults to the one calibrated for
+them). A person's distance is the smallest distance from a face's encoding to any of their stored encodings
+(verify, 1:1: a direct product with that person's few encodings; who_is_it and identify, 1:K: the nearest named
+face, found by `search.FaceSearch`, exact or HNSW beyond its measured switch point), and the decision is
+`thresholds.same_person`: distance < threshold. The threshold defaults to the one calibrated for
 the preprocessing (`thresholds.default_threshold`: 0.7 for the course's). A photo may hold several faces (with
 detection): `verify` opens the door if any of them is the person, `who_is_it` names the best-matching face, and
 `identify` reports every face.
@@ -14,6 +16,7 @@ import numpy as np
 
 from tinyconv.faces.database import FaceDatabase
 from tinyconv.faces.encoding import encode_faces
+from tinyconv.faces.search import FaceSearch, exact_nearest
 from tinyconv.faces.thresholds import DEFAULT_PREPROCESS, default_threshold, same_person
 
 
@@ -29,12 +32,10 @@ def verify(image_path, identity, database, model, threshold=None, preprocess=Non
 
     distance: the smallest distance of a face of the photo to `identity`.
     """
-    if identity not in database:
-        raise ValueError(f"no one named {identity!r} in the database")
     preprocess = resolve_preprocessing(database, preprocess)
     threshold = default_threshold(preprocess) if threshold is None else threshold
-    _, names, distances = face_distances(image_path, database, model, preprocess)
-    dist = float(distances[:, names.index(identity)].min())
+    _, distances = distances_to(image_path, identity, database, model, preprocess)
+    dist = float(distances.min())
     door_open = bool(same_person(dist, threshold))
     print(f"It's {identity}, welcome in!" if door_open else f"It's not {identity}, please go away")
     return dist, door_open
@@ -48,9 +49,9 @@ def who_is_it(image_path, database, model, threshold=None, preprocess=None):
     """
     preprocess = resolve_preprocessing(database, preprocess)
     threshold = default_threshold(preprocess) if threshold is None else threshold
-    _, names, distances = face_distances(image_path, database, model, preprocess)
-    face, person = np.unravel_index(np.argmin(distances), distances.shape)
-    min_dist, identity = float(distances[face, person]), names[person]
+    _, names, distances = nearest_people(image_path, database, model, preprocess)
+    face = int(np.argmin(distances))
+    min_dist, identity = float(distances[face]), names[face]
     print(f"it's {identity}, the distance is {min_dist}" if same_person(min_dist, threshold)
           else "Not in the database.")
     return min_dist, identity
@@ -60,27 +61,60 @@ def identify(image_path, database, model, threshold=None, preprocess=None):
     """Every face of a photo (a group photo) -> list of `Match`, in the detector's order (best score first)."""
     preprocess = resolve_preprocessing(database, preprocess)
     threshold = default_threshold(preprocess) if threshold is None else threshold
-    boxes, names, distances = face_distances(image_path, database, model, preprocess)
-    nearest = distances.argmin(axis=1)
-    return [Match(box, names[k], float(d[k]), bool(same_person(d[k], threshold)))
-            for box, d, k in zip(boxes, distances, nearest)]
+    boxes, names, distances = nearest_people(image_path, database, model, preprocess)
+    return [Match(box, name, float(d), bool(same_person(d, threshold)))
+            for box, name, d in zip(boxes, names, distances)]
 
 
-def face_distances(image_path, database, model, preprocess):
-    """-> (boxes (F, 4), names (P,), distances (F, P)): each face of the photo against each person.
+def distances_to(image_path, identity, database, model, preprocess):
+    """1:1 -> (boxes (F, 4), distances (F,)): each face of the photo against the few stored encodings of
+    `identity` (the smallest distance; a direct product). Unknown identity, or no face: ValueError naming it."""
+    if identity not in database:
+        raise ValueError(f"no one named {identity!r} in the database")
+    if isinstance(database, FaceDatabase):
+        database.check_model(model)
+    stored = np.atleast_2d(np.asarray(database[identity], dtype=np.float32))
+    boxes, encodings = _encode_photo(image_path, model, preprocess)
+    return boxes, np.linalg.norm(encodings[:, None, :] - stored[None], axis=-1).min(axis=1)
 
-    No face in the photo, or an empty database: ValueError naming it.
+
+def nearest_people(image_path, database, model, preprocess):
+    """1:K -> (boxes (F, 4), names (F,), distances (F,)): each face of the photo, its nearest person and the
+    distance to them (the smallest over the person's encodings).
+
+    A FaceDatabase is searched by `search.FaceSearch` among its named faces (exact, or HNSW beyond the switch
+    point); the course's dict by the same exact search. An empty database, or no face: ValueError naming it.
     """
-    people = _people(database, model)
-    if not people:
+    if isinstance(database, FaceDatabase):
+        database.check_model(model)
+        search = FaceSearch(database, named=True)
+        if not search.size:
+            raise ValueError("the database is empty: enrol someone first")
+        boxes, encodings = _encode_photo(image_path, model, preprocess)
+        ids, distances = search.nearest(encodings, 1)
+        records = database.face_records(ids[:, 0])
+        names = [records.get(int(i), {}).get("person") for i in ids[:, 0]]
+        if None in names:
+            raise ValueError(f"{database.path}: a person was removed during the lookup; run it again")
+        return boxes, names, distances[:, 0]
+    if not database:
         raise ValueError("the database is empty: enrol someone first")
+    people = {name: np.atleast_2d(np.asarray(enc, dtype=np.float32)) for name, enc in sorted(database.items())}
+    owner = np.concatenate([[name] * len(enc) for name, enc in people.items()])
+    boxes, encodings = _encode_photo(image_path, model, preprocess)
+    rows, distances = exact_nearest(np.concatenate(list(people.values())), encodings, 1)
+    return boxes, owner[rows[:, 0]].tolist(), distances[:, 0]
+
+
+def _encode_photo(image_path, model, preprocess):
+    """-> (boxes (F, 4), encodings (F, 128)) of the faces of the photo; none, or a non-finite encoding: ValueError."""
     boxes, encodings = encode_faces(model, image_path, preprocess)
+    what = "image" if isinstance(image_path, np.ndarray) else image_path
     if not len(boxes):
-        raise ValueError(f"{'image' if isinstance(image_path, np.ndarray) else image_path}: no face found")
-    names = sorted(people)
-    distances = np.stack([np.linalg.norm(encodings[:, None, :] - people[name][None], axis=-1).min(axis=1)
-                          for name in names], axis=1)
-    return boxes, names, distances
+        raise ValueError(f"{what}: no face found")
+    if not np.isfinite(encodings).all():
+        raise ValueError(f"{what}: the network gave a NaN or infinite encoding (damaged weights?)")
+    return boxes, encodings
 
 
 def resolve_preprocessing(database, preprocess=None):
@@ -90,11 +124,3 @@ def resolve_preprocessing(database, preprocess=None):
         preprocess = preprocess or database.preprocess
         database.check_preprocessing(preprocess)
     return preprocess or DEFAULT_PREPROCESS
-
-
-def _people(database, model):
-    """name -> (k, 128) array, after checking that a FaceDatabase was made by this model."""
-    if isinstance(database, FaceDatabase):
-        database.check_model(model)
-        return database.people()
-    return {name: np.atleast_2d(np.asarray(enc, dtype=np.float32)) for name, enc in database.items()}

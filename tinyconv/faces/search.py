@@ -1,16 +1,28 @@
-"""The k nearest stored faces of query encodings: exact (one matrix product) while it is fast, HNSW beyond.
+"""The 1:K lookup of the faces package: the k nearest stored faces of query encodings, exact (one matrix product)
+below `SWITCH` faces, HNSW from there on. `identify`, `who_is_it` and `search` all go through `FaceSearch`.
 
-For unit encodings the L2 distance is sqrt(2 - 2 a.b), so the exact search is one (queries x faces) matrix
-product, done in blocks. From `SWITCH` faces on, when hnswlib is installed (the optional extra
-`pip install -e ".[hnsw]"`), an HNSW graph (Malkov & Yashunin 2016) is kept beside the database as `<db>.hnsw`,
-labelled by face id, and brought up to date (new faces added, deleted ones marked) after each `index` and before
-each use.
+For unit encodings the L2 distance is sqrt(2 - 2 a.b), so the exact search ranks by one (queries x faces) matrix
+product, done in blocks; the distances of the k chosen faces are then computed directly (|a - b|, not the
+cancellation-prone sqrt(2 - 2 a.b)), so exact and HNSW report the same numbers. From `SWITCH` candidate faces on,
+when hnswlib is installed (the optional extra `pip install -e ".[hnsw]"`), an HNSW graph (Malkov & Yashunin 2016)
+is kept beside the database as `<db>.hnsw`, labelled by face id: new faces are added and deleted ones marked after
+each `index` and before each use, and it is built again when it is missing, unreadable or stale (made for another
+database file of the same name).
 
-The switch point, measured by benchmarks/bench_search.py (a `search` command pays, exact, loading every encoding
-from the database plus one matrix product; HNSW, loading its graph plus one query): 10k faces 120 vs 89 ms, 30k
-207 vs 185 ms, 100k 1150 vs 663 ms, 1M 15.8 s exact. Below 100k the difference is under 1% of a search command
-(loading the network and finding the faces take seconds) and not worth building a graph (75 s for 30k faces
-here); at 100k HNSW saves half a second (15%).
+Measured by `python benchmarks/bench_search.py` (README, "Scale of the 1:K search"; face-like synthetic unit
+vectors stored in a FaceDatabase, through this class; 2 cores). A command's lookup costs "open" (exact: read every
+encoding from SQLite; HNSW: load the graph file and check it against the database) plus one query per face:
+
+    faces   exact open + query     HNSW (M=32, ef=800) open + query   HNSW build   HNSW recall@10
+    10k     0.047 s + 0.34 ms      0.062 s + 2.3 ms                   2 s          1.0000
+    100k    0.55 s + 5.7 ms        0.77 s + 4.8 ms                    78 s         0.9999
+    1M      4.75 s + 57 ms         15.8 s + 16 ms                     1,971 s      0.9931
+
+HNSW's queries are faster from 100k on, but opening its graph costs more than reading the encodings at every size
+measured (at 1M it pays off only after ~270 queries in one process), so exact stays the method of a command up to
+1M faces and beyond: SWITCH is above the largest size measured (the crossing was not reached, it is not a measured
+point). Settings: M=16 reached only recall@10 0.954 (ef 400) and 0.974 (ef 800) at 1M, so M=32; with M=32, ef 400
+gives 0.981 at 1M and ef 800 0.9931, so EF=800 (ef_construction 200).
 """
 import importlib.util
 
@@ -19,34 +31,43 @@ import numpy as np
 from tinyconv.faces.database import DIM
 from tinyconv.files import atomic_write
 
-SWITCH = 100_000  # faces: from here on HNSW (measured, see above)
-M, EF_CONSTRUCTION, EF = 16, 200, 400  # HNSW settings: recall@10 0.994 on 100k face-like vectors (bench_search.py)
+SWITCH = 2_000_000  # candidate faces: from here on HNSW (exact was faster for a command at every size measured)
+M, EF_CONSTRUCTION, EF = 32, 200, 800  # HNSW settings: recall@10 >= 0.99 up to 1M faces (measured, see above)
+STALE_SAMPLE = 32  # faces whose encodings are compared between the database and its HNSW file
 
 
-def exact_nearest(base, queries, k, block=4096):
-    """k nearest rows of base (n, d) for each query (q, d), both of unit length -> (indices, distances) (q, k)."""
+def exact_nearest(base, queries, k, block_floats=2**25):
+    """k nearest rows of base (n, d) for each query (q, d), both of unit length -> (indices, distances) (q, k).
+
+    Queries go in blocks whose similarity matrix holds at most `block_floats` floats (128 MB).
+    """
     k = min(k, len(base))
     queries = np.atleast_2d(np.asarray(queries, np.float32))
+    block = max(1, block_floats // max(len(base), 1))
     best = np.empty((len(queries), k), np.int64)
     dist = np.empty((len(queries), k), np.float32)
     for start in range(0, len(queries), block):
-        sims = queries[start:start + block] @ base.T
+        chunk = queries[start:start + block]
+        sims = chunk @ base.T
         top = np.argpartition(-sims, k - 1, axis=1)[:, :k] if k < len(base) else np.tile(np.arange(k), (len(sims), 1))
-        top_sims = np.take_along_axis(sims, top, axis=1)
-        order = np.argsort(-top_sims, axis=1)
+        exact = np.linalg.norm(chunk[:, None, :] - base[top], axis=-1)  # (block, k): |a - b| of the chosen faces
+        order = np.argsort(exact, axis=1, kind="stable")
         best[start:start + block] = np.take_along_axis(top, order, axis=1)
-        dist[start:start + block] = np.sqrt(np.maximum(2 - 2 * np.take_along_axis(top_sims, order, axis=1), 0))
+        dist[start:start + block] = np.take_along_axis(exact, order, axis=1)
     return best, dist
 
 
-def hnsw_index(encodings, labels, m=M, ef_construction=EF_CONSTRUCTION, ef=EF):
-    """A new hnswlib index (L2) of `encodings` (n, 128) labelled `labels` (n,)."""
+def hnsw_index(encodings, labels, m=M, ef_construction=EF_CONSTRUCTION, ef=EF, progress=None):
+    """A new hnswlib index (L2) of `encodings` (n, 128) labelled `labels` (n,); `progress`: a Progress of n."""
     import hnswlib
 
     index = hnswlib.Index(space="l2", dim=DIM)
     index.init_index(max_elements=max(len(encodings), 1), M=m, ef_construction=ef_construction)
-    if len(encodings):
-        index.add_items(encodings, labels)
+    step = len(encodings) if progress is None else 20_000
+    for start in range(0, len(encodings), max(step, 1)):
+        index.add_items(encodings[start:start + step], labels[start:start + step])
+        if progress is not None:
+            progress.update(len(encodings[start:start + step]))
     index.set_ef(ef)
     return index
 
@@ -56,41 +77,63 @@ def hnsw_available():
     return importlib.util.find_spec("hnswlib") is not None
 
 
-class FaceSearch:
-    """The faces of a FaceDatabase, ready for k-nearest queries. `method`: "auto", "exact" or "hnsw"."""
+def use_hnsw(candidates):
+    """Is HNSW the method for a lookup among `candidates` faces (the measured switch point, hnswlib installed)?"""
+    return candidates >= SWITCH and hnsw_available()
 
-    def __init__(self, db, method="auto"):
-        if method == "auto":
-            method = "hnsw" if db.counts()["faces"] >= SWITCH and hnsw_available() else "exact"
-        self.method = method
-        if method == "hnsw":
-            self.index = update_hnsw(db)
+
+class FaceSearch:
+    """The faces of a FaceDatabase, ready for k-nearest queries: all of them (`search`), or only those with a
+    person's name (`named=True`: identify, who_is_it). `method`: "auto" (exact below SWITCH candidate faces, HNSW
+    from there on), "exact" or "hnsw". A snapshot: faces added later are found by the next FaceSearch."""
+
+    def __init__(self, db, named=False, method="auto"):
+        counts = db.counts()
+        candidates = counts["faces"] - (counts["unnamed"] if named else 0)
+        self.method = ("hnsw" if use_hnsw(candidates) else "exact") if method == "auto" else method
+        where = "person IS NOT NULL" if named else "1"
+        if self.method == "hnsw":
+            self.index, live = update_hnsw(db)
+            self.allowed = set(np.intersect1d(live, db.face_ids(where)).tolist()) if named else None
+            self.size = len(live) if self.allowed is None else len(self.allowed)
         else:
-            self.index = None
-            self.ids, self.encodings = db.faces()
+            self.index, self.allowed = None, None
+            self.ids, self.encodings = db.faces(where)
+            self.size = len(self.ids)
 
     def nearest(self, queries, k):
-        """-> (face ids (q, k'), distances (q, k')), nearest first; k' = min(k, number of faces)."""
+        """-> (face ids (q, k'), distances (q, k')), nearest first; k' = min(k, number of candidate faces)."""
         queries = np.atleast_2d(np.asarray(queries, np.float32))
-        k = min(k, len(self.ids) if self.index is None else self.index.get_current_count())
+        k = min(k, self.size)
         if k == 0:
             return np.empty((len(queries), 0), np.int64), np.empty((len(queries), 0), np.float32)
         if self.index is None:
             rows, dist = exact_nearest(self.encodings, queries, k)
             return self.ids[rows], dist
         self.index.set_ef(max(EF, k))
-        labels, squared = self.index.knn_query(queries, k=k)
+        if self.allowed is None:
+            labels, squared = self.index.knn_query(queries, k=k)
+        else:  # a Python filter: hnswlib wants one thread for it
+            labels, squared = self.index.knn_query(queries, k=k, num_threads=1, filter=self.allowed.__contains__)
         return labels.astype(np.int64), np.sqrt(np.maximum(squared, 0))
 
 
-def update_hnsw(db):
-    """Load `<db>.hnsw` (or build it), add the faces it lacks, mark the deleted ones, save it; return it.
+def hnsw_path(db):
+    """The HNSW file kept beside the database: `<db>.hnsw`."""
+    return db.path.with_name(db.path.name + ".hnsw")
 
-    Face ids only grow, so the faces it lacks are those above its largest label: only they are read.
+
+def update_hnsw(db):
+    """-> (index, live face ids): `<db>.hnsw` with the faces it lacks added and the deleted ones marked, or built
+    again when it is missing, unreadable or stale; saved (atomically) when it changed.
+
+    Face ids only grow (AUTOINCREMENT), so the faces it lacks are those above its largest label: only they are read.
+    Stale: a finite face at or below that label that it lacks, or a sampled face whose encoding differs (the
+    database file was replaced).
     """
     import hnswlib
 
-    path = db.path.with_name(db.path.name + ".hnsw")
+    path = hnsw_path(db)
     index = None
     if path.is_file():
         index = hnswlib.Index(space="l2", dim=DIM)
@@ -98,25 +141,56 @@ def update_hnsw(db):
             index.load_index(str(path))
         except RuntimeError:  # damaged, or another layout: it is only an index, build it again
             index = None
+    db_ids = db.face_ids()
+    present = np.array([] if index is None else index.get_ids_list(), dtype=np.int64)
+    if index is not None and _stale(index, db, present, db_ids):
+        index = None
     if index is None:
         ids, encodings = db.faces()
-        index, changed = hnsw_index(encodings, ids), True
+        index, changed, live = hnsw_index(encodings, ids), True, ids
     else:
-        present = np.array(index.get_ids_list(), dtype=np.int64)
         ids, encodings = db.faces("id > ?", (int(present.max()) if len(present) else 0,))
         if len(ids):
             index.resize_index(index.get_current_count() + len(ids))
             index.add_items(encodings, ids)
         marked = 0
-        for label in np.setdiff1d(present, db.face_ids()):
+        for label in np.setdiff1d(present, db_ids):  # deleted labels stay listed by hnswlib
             try:
                 index.mark_deleted(int(label))
                 marked += 1
             except RuntimeError:  # marked already
                 pass
         changed = bool(len(ids) or marked)
+        live = np.union1d(np.intersect1d(present, db_ids), ids)
     if changed:
-        with atomic_write(path) as tmp:
-            index.save_index(str(tmp))
+        try:
+            with atomic_write(path) as tmp:
+                index.save_index(str(tmp))
+        except OSError:  # a read-only folder: the index still serves this process
+            pass
     index.set_ef(EF)
-    return index
+    return index, live
+
+
+def _stale(index, db, present, db_ids):
+    """Was this index made for another database file than `db` (see update_hnsw)?"""
+    if not len(present):
+        return bool(len(db_ids))
+    lacking = np.setdiff1d(db_ids[db_ids <= present.max()], present)
+    if len(lacking) > STALE_SAMPLE or len(_faces_with_ids(db, lacking)[0]):  # NaN faces are never in the index
+        return True
+    shared = np.intersect1d(present, db_ids)
+    sample = shared[np.linspace(0, len(shared) - 1, min(len(shared), STALE_SAMPLE)).astype(int)] if len(shared) \
+        else shared
+    ids, encodings = _faces_with_ids(db, sample)
+    try:
+        stored = np.asarray(index.get_items(ids), np.float32).reshape(len(ids), DIM)
+    except RuntimeError:  # a label deleted in the index but alive in the database
+        return True
+    return not np.array_equal(stored, encodings)
+
+
+def _faces_with_ids(db, ids):
+    """db.faces() of at most a few ids."""
+    ids = [int(i) for i in ids]
+    return db.faces(f"id IN ({','.join('?' * len(ids))})", ids) if ids else db.faces("0")
