@@ -25,7 +25,7 @@ from numba import njit, prange
 from tinyconv.kernels import geometry
 from tinyconv.kernels.im2col import col2im_add, im2col
 
-TAP_CHUNK_PIXELS = 4096       # input pixels per chunk of the per-tap products (keeps the product in cache)
+TAP_CHUNK_BYTES = 4 << 20     # size of the per-tap products of one chunk of images (stays in the L3 cache)
 DIRECT_MAX_K = 32             # forward passes with at most this many values per window skip im2col
 TILE_BYTES = 8 << 20          # target size of one tile of the column matrix ...
 MIN_TILE_PIXELS = 2048        # ... unless that leaves fewer output pixels (matrix rows) than this
@@ -57,32 +57,46 @@ def _is_line(w_shape, stride):
     return min(w_shape[:2]) == 1 and max(w_shape[:2]) > 1 and tuple(stride) == (1, 1)
 
 
-def _taps(kh, kw, H, W, Ho, Wo, padding):
-    """Yield (i, j, out, src): for tap (i, j), the output rows/columns that tap reaches (out) and the input rows/
-    columns they read (src), as pairs of slices."""
-    (pt, _), (pl, _) = padding
-    for i in range(kh):
-        h0, h1 = max(0, pt - i), max(max(0, pt - i), min(Ho, H + pt - i))
-        for j in range(kw):
-            w0, w1 = max(0, pl - j), max(max(0, pl - j), min(Wo, W + pl - j))
-            src = slice(h0 + i - pt, h1 + i - pt), slice(w0 + j - pl, w1 + j - pl)
-            yield i, j, (slice(h0, h1), slice(w0, w1)), src
-
-
 def _line_forward(x, w, Ho, Wo, padding):
-    """Forward convolution by one product per kernel tap (see the module docstring), in chunks of images."""
+    """Forward convolution of a 1-D kernel by per-tap products (see the module docstring), in chunks of images:
+    one BLAS product with all k taps side by side, x @ [w[0] w[1] ... w[k-1]] (C x k*O), then `_shift_add`."""
     N, H, W, C = x.shape
     kh, kw, _, O = w.shape
-    y = np.zeros((N, Ho, Wo, O), x.dtype)
-    images = max(1, TAP_CHUNK_PIXELS // (H * W))
+    k = kh * kw
+    wcat = np.ascontiguousarray(w.reshape(k, C, O).transpose(1, 0, 2)).reshape(C, k * O)
+    y = np.empty((N, Ho, Wo, O), x.dtype)
+    (pt, _), (pl, _) = padding
+    images = max(1, TAP_CHUNK_BYTES // (H * W * k * O * x.itemsize))
     for n0 in range(0, N, images):
         n1 = min(N, n0 + images)
-        xc = x[n0:n1].reshape(-1, C)
-        product = work_buffer((xc.shape[0], O), x.dtype)
-        p4 = product.reshape(n1 - n0, H, W, O)
-        for i, j, (oh, ow), (ih, iw) in _taps(kh, kw, H, W, Ho, Wo, padding):
-            np.dot(xc, w[i, j], out=product)
-            y[n0:n1, oh, ow] += p4[:, ih, iw]
+        product = work_buffer(((n1 - n0) * H * W, k * O), x.dtype)
+        np.dot(x[n0:n1].reshape(-1, C), wcat, out=product)
+        _shift_add(product.reshape(n1 - n0, H, W, k, O), kh, kw, pt, pl, y[n0:n1])
+    return y
+
+
+@njit(parallel=True, cache=True)
+def _shift_add(p, kh, kw, pt, pl, y):
+    """y[n, oh, ow] = sum over taps (i, j) whose input cell (oh + i - pt, ow + j - pl) is inside the image of
+    p[n, oh + i - pt, ow + j - pl, i*kw + j]; p: (N, H, W, kh*kw, O). Parallel over output rows, each written once."""
+    N, H, W, _, O = p.shape
+    _, Ho, Wo, _ = y.shape
+    for t in prange(N * Ho):
+        n, oh = t // Ho, t % Ho
+        for ow in range(Wo):
+            out = y[n, oh, ow]
+            out[:] = 0
+            for i in range(kh):
+                h = oh + i - pt
+                if h < 0 or h >= H:
+                    continue
+                for j in range(kw):
+                    col = ow + j - pl
+                    if col < 0 or col >= W:
+                        continue
+                    src = p[n, h, col, i * kw + j]
+                    for o in range(O):
+                        out[o] += src[o]
     return y
 
 
