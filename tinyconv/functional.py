@@ -377,13 +377,13 @@ CONV_PATHS = {            # name -> (forward, grad_input) kernels, conv.conv2d_f
 def conv_algorithm(x_shape, w_shape, stride, pads):
     """The name of the CONV_PATHS entry conv2d uses for the forward pass and the input gradient of this shape.
 
-    "auto": Winograd F(2x2, 3x3) (kernels/winograd.py) for 3x3 stride-1 kernels with at least 16 input and output
-    channels on outputs of at least 24x24 pixels, where it measured faster than im2col (forward, 2 threads, quiet
-    machine: VGG conv1_2 at 224 px 52 vs 75 ms, conv3_1 18.4 vs 19.6, conv4_2 24.5 vs 32.6; FaceNet's 39x39
-    80->192 at batch 32 115 vs 143). Small images (FaceNet's 17x17 layers: about equal) and RGB inputs stay with
-    im2col. F(4x4, 3x3) does fewer multiplications (conv3_1 13.1 ms, conv1_2 41 ms; but conv4_2 34 ms, its 7x7
-    tiles too few) but its float32 error is 10x larger (README, Speed): FaceNet's self-distances then exceed 1e-6,
-    so it is only used when asked for. "im2col" (kernels/conv.py) is the general case and the reference.
+    "auto": Winograd F(2x2, 3x3) (kernels/winograd.py) for 3x3 stride-1 kernels with 16 to 128 input and output
+    channels on outputs of at least 24x24 pixels: many tiles and short products, where it measured faster than
+    im2col (VGG conv1_2 at 224 px: 158 vs 488 ms). With more channels its products get few rows for their size
+    and measured slower (conv3_1: 140 vs 85 ms, conv4_2: 741 vs 147 ms, 2 threads, load 7-9); small images and
+    RGB inputs stay with im2col too. F(4x4, 3x3) does fewer multiplications
+    but its float32 error is 10x larger (README, Speed): FaceNet's self-distances then exceed 1e-6, so it is only
+    used when asked for. "im2col" (kernels/conv.py) is the general case and the reference.
     CONV_ALGORITHM = "im2col", "winograd2" or "winograd4" forces that path (Winograd only where it applies).
     The kernel gradient always uses conv.conv2d_grad_weight.
     """
@@ -392,7 +392,9 @@ def conv_algorithm(x_shape, w_shape, stride, pads):
     if CONV_ALGORITHM != "auto":
         return CONV_ALGORITHM
     out_side = builtins.min(x_shape[1] + builtins.sum(pads[0]) - 2, x_shape[2] + builtins.sum(pads[1]) - 2)
-    return "winograd2" if builtins.min(w_shape[2:]) >= 16 and out_side >= 24 else "im2col"
+    channels = w_shape[2:]
+    return "winograd2" if 16 <= builtins.min(channels) and builtins.max(channels) <= 128 and out_side >= 24 \
+        else "im2col"
 
 
 def conv2d(x, w, b=None, stride=1, padding=0):
