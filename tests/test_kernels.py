@@ -58,13 +58,13 @@ def pool_cases(draw):
 def tile_bytes(n):
     """Temporarily set the column-tile size of the convolution kernels (1 = one output row per tile, and one
     image per chunk of the per-tap products)."""
-    saved = conv.TILE_BYTES, conv.MIN_TILE_PIXELS, conv.TAP_CHUNK_PIXELS
+    saved = conv.TILE_BYTES, conv.MIN_TILE_PIXELS, conv.TAP_CHUNK_BYTES
     conv.TILE_BYTES, conv.MIN_TILE_PIXELS = n, 1
-    conv.TAP_CHUNK_PIXELS = n if n == 1 else saved[2]
+    conv.TAP_CHUNK_BYTES = n if n == 1 else saved[2]
     try:
         yield
     finally:
-        conv.TILE_BYTES, conv.MIN_TILE_PIXELS, conv.TAP_CHUNK_PIXELS = saved
+        conv.TILE_BYTES, conv.MIN_TILE_PIXELS, conv.TAP_CHUNK_BYTES = saved
 
 
 def random(shape, dtype=np.float64, seed=0):
@@ -228,6 +228,10 @@ def test_pool_float32_keeps_dtype():
     np.testing.assert_allclose(a, ref_avg_pool(x64, (3, 3), (2, 2), ((1, 1), (1, 1))), rtol=1e-5, atol=1e-6)
     gx = kernels.avg_pool2d_backward(a, x.shape, (3, 3), (2, 2), ((1, 1), (1, 1)))
     assert gx.dtype == np.float32
+    y, arg = kernels.max_pool2d_forward(x, (2, 2), (2, 2), ((0, 1), (1, 0)))     # the gather of tiled windows
+    gx = kernels.max_pool2d_backward(y, arg, x.shape, (2, 2), (2, 2), ((0, 1), (1, 0)))
+    assert gx.dtype == np.float32
+    np.testing.assert_array_equal(gx, ref_max_pool_backward(y.astype(np.float64), arg, x.shape))
 
 
 # ---------------------------------------------------------------- compile cache

@@ -149,8 +149,8 @@ def sqrt(x):
 
 def relu(x):
     x = tensor(x)
-    positive = x.data > 0
-    return Tensor.from_op(np.maximum(x.data, 0), (x,), lambda g: (g * positive,), "relu")  # d relu/dx = 1[x>0]
+    out = np.maximum(x.data, 0)
+    return Tensor.from_op(out, (x,), lambda g: (g * (out > 0),), "relu")  # d relu/dx = 1[x>0] = 1[relu(x)>0]
 
 
 def maximum(a, b):
@@ -521,7 +521,8 @@ def batch_norm(x, mean=None, var=None, gamma=None, beta=None, eps=1e-3, training
     else:
         mu, sigma2 = as_array(mean, x.dtype), as_array(var, x.dtype)
     inv_std = (1 / np.sqrt(sigma2 + eps)).astype(x.dtype)
-    xhat = (x.data - mu) * inv_std
+    xhat = x.data - mu
+    xhat *= inv_std
     parents = [x]
     out = xhat
     if gamma is not None:
@@ -530,7 +531,10 @@ def batch_norm(x, mean=None, var=None, gamma=None, beta=None, eps=1e-3, training
         parents.append(gamma)
     if beta is not None:
         beta = tensor(beta, x.dtype)
-        out = out + beta.data
+        if out is xhat and training:   # training's VJP needs xhat itself
+            out = out + beta.data
+        else:                          # out is ours alone: add in place, no new array
+            out += beta.data
         parents.append(beta)
 
     def vjp(g):
