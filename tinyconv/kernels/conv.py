@@ -23,6 +23,7 @@ import numpy as np
 from numba import njit, prange
 
 from tinyconv.kernels import geometry
+from tinyconv.kernels.dot import dot
 from tinyconv.kernels.im2col import col2im_add, im2col
 
 TAP_CHUNK_PIXELS = 4096       # input pixels per chunk of the per-tap products (keeps the product in cache)
@@ -107,7 +108,7 @@ def conv2d_forward(x, w, stride, padding):
         return _line_forward(x, wm.reshape(w.shape), Ho, Wo, padding)
     y = np.empty((N, Ho, Wo, O), x.dtype)
     if _is_pointwise(w.shape, stride, padding):
-        np.dot(x.reshape(-1, C), wm, out=y.reshape(-1, O))
+        dot(x.reshape(-1, C), wm, out=y.reshape(-1, O))
         return y
     (sh, sw), ((pt, _), (pl, _)) = stride, padding
     if K <= DIRECT_MAX_K:
@@ -115,7 +116,7 @@ def conv2d_forward(x, w, stride, padding):
     y2 = y.reshape(N * Ho * Wo, O)
     for t0, t1 in _tiles(N, Ho, Wo, K, x.itemsize):
         cols = im2col(x, kh, kw, sh, sw, pt, pl, Ho, Wo, t0, t1, work_buffer(((t1 - t0) * Wo, K), x.dtype))
-        np.dot(cols, wm, out=y2[t0 * Wo:t1 * Wo])
+        dot(cols, wm, out=y2[t0 * Wo:t1 * Wo])
     return y
 
 
