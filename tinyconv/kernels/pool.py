@@ -183,8 +183,8 @@ def max_pool2d_forward(x, size, stride, padding, argmax=True):
     Padding cells act as -inf and are never chosen. argmax[n, oh, ow, c] = h*W + w, the position in the
     unpadded image of the cell that gave the maximum. Ties: the FIRST maximal cell in row-major window order
     (smallest h, then smallest w) is chosen and gets the whole gradient in backward. (Padding is smaller than
-    the window, so every window holds a real cell.) argmax=False (no gradient will be asked for): (y, None),
-    by a loop without the index bookkeeping (MTCNN's P-Net pool at 768x576x10: see the README's detection speed).
+    the window, so every window holds a real cell.) argmax=False (inference: no gradient will be asked for):
+    (y, None), from a branch-free loop without the index bookkeeping.
     """
     Ho, Wo = _geometry("max_pool2d", x.shape, size, stride, padding)
     N, H, W, C = x.shape
