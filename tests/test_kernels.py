@@ -29,8 +29,8 @@ SETTINGS = settings(max_examples=40, deadline=None)
 
 @st.composite
 def conv_cases(draw):
-    """(x shape, w shape, stride, padding, tile bytes, direct) with a non-empty output; often a 1-D kernel at
-    stride 1 (the per-tap path); direct: whether few input channels take the direct loop or im2col."""
+    """(x shape, w shape, stride, padding, tile bytes) with a non-empty output; often a 1-D kernel at stride 1
+    (the per-tap path)."""
     kh, kw = draw(st.one_of(st.tuples(st.integers(1, 5), st.integers(1, 5)),
                             st.sampled_from([(1, 3), (3, 1), (1, 7), (7, 1)])))
     stride = draw(st.one_of(st.just((1, 1)), st.tuples(st.integers(1, 3), st.integers(1, 3))))
@@ -40,7 +40,7 @@ def conv_cases(draw):
     W = draw(st.integers(max(1, kw - sum(padding[1])), 8))
     N, C, O = draw(st.integers(1, 3)), draw(st.integers(1, 5)), draw(st.integers(1, 4))
     tile_bytes = draw(st.sampled_from([1, 300, conv.TILE_BYTES]))
-    return (N, H, W, C), (kh, kw, C, O), stride, padding, tile_bytes, draw(st.booleans())
+    return (N, H, W, C), (kh, kw, C, O), stride, padding, tile_bytes
 
 
 @st.composite
@@ -55,17 +55,16 @@ def pool_cases(draw):
 
 
 @contextmanager
-def tile_bytes(n, direct=True):
+def tile_bytes(n):
     """Temporarily set the column-tile size of the convolution kernels (1 = one output row per tile, and one
-    image per chunk of the per-tap products); direct=False sends few-channel inputs to im2col too."""
-    saved = conv.TILE_BYTES, conv.MIN_TILE_PIXELS, conv.TAP_CHUNK_PIXELS, conv.DIRECT_MAX_CHANNELS
+    image per chunk of the per-tap products)."""
+    saved = conv.TILE_BYTES, conv.MIN_TILE_PIXELS, conv.TAP_CHUNK_PIXELS
     conv.TILE_BYTES, conv.MIN_TILE_PIXELS = n, 1
     conv.TAP_CHUNK_PIXELS = n if n == 1 else saved[2]
-    conv.DIRECT_MAX_CHANNELS = saved[3] if direct else 0
     try:
         yield
     finally:
-        conv.TILE_BYTES, conv.MIN_TILE_PIXELS, conv.TAP_CHUNK_PIXELS, conv.DIRECT_MAX_CHANNELS = saved
+        conv.TILE_BYTES, conv.MIN_TILE_PIXELS, conv.TAP_CHUNK_PIXELS = saved
 
 
 def random(shape, dtype=np.float64, seed=0):
@@ -77,9 +76,9 @@ def random(shape, dtype=np.float64, seed=0):
 @SETTINGS
 @given(conv_cases())
 def test_conv2d_forward_matches_reference(case):
-    x_shape, w_shape, stride, padding, tb, direct = case
+    x_shape, w_shape, stride, padding, tb = case
     x, w = random(x_shape, seed=1), random(w_shape, seed=2)
-    with tile_bytes(tb, direct):
+    with tile_bytes(tb):
         y = kernels.conv2d_forward(x, w, stride, padding)
     assert y.dtype == np.float64
     np.testing.assert_allclose(y, ref_conv(x, w, stride, padding), rtol=1e-12, atol=1e-12)
@@ -88,9 +87,9 @@ def test_conv2d_forward_matches_reference(case):
 @SETTINGS
 @given(conv_cases())
 def test_conv2d_grad_input_matches_reference_and_is_the_adjoint(case):
-    x_shape, w_shape, stride, padding, tb, direct = case
+    x_shape, w_shape, stride, padding, tb = case
     x, w = random(x_shape, seed=1), random(w_shape, seed=2)
-    with tile_bytes(tb, direct):
+    with tile_bytes(tb):
         y = kernels.conv2d_forward(x, w, stride, padding)
         gy = random(y.shape, seed=3)
         gx = kernels.conv2d_grad_input(gy, w, x_shape, stride, padding)
@@ -103,9 +102,9 @@ def test_conv2d_grad_input_matches_reference_and_is_the_adjoint(case):
 @SETTINGS
 @given(conv_cases())
 def test_conv2d_grad_weight_matches_reference_and_is_the_adjoint(case):
-    x_shape, w_shape, stride, padding, tb, direct = case
+    x_shape, w_shape, stride, padding, tb = case
     x, w = random(x_shape, seed=1), random(w_shape, seed=2)
-    with tile_bytes(tb, direct):
+    with tile_bytes(tb):
         y = kernels.conv2d_forward(x, w, stride, padding)
         gy = random(y.shape, seed=3)
         gw = kernels.conv2d_grad_weight(x, gy, w_shape, stride, padding)

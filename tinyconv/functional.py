@@ -392,8 +392,6 @@ def conv_algorithm(x_shape, w_shape, stride, pads):
         return "im2col"
     if CONV_ALGORITHM != "auto":
         return CONV_ALGORITHM
-    if conv_kernels.is_direct(w_shape, stride, pads):   # few input channels (MTCNN's P-Net): computed directly
-        return "im2col"
     out_side = builtins.min(x_shape[1] + builtins.sum(pads[0]) - 2, x_shape[2] + builtins.sum(pads[1]) - 2)
     channels = w_shape[2:]
     return "winograd2" if 16 <= builtins.min(channels) and builtins.max(channels) <= 128 and out_side >= 24 \

@@ -14,19 +14,19 @@ per kernel tap (i, j) over all pixels, x @ w[i, j], added to y shifted by the ta
     forward       y[:, h, w]  += (x @ w[i, j])[:, h + i - pt, w + j - pl]     (where inside x)
 (46 vs 201 ms for 32 x 17x17x128 with 1x7 on a loaded machine; grad_input, a forward convolution, gets it too).
 Their kernel gradient stays with im2col: per tap (C x pixels) @ (pixels x O) measured 9x slower (1481 vs 168 ms).
-A forward pass with few input channels (C <= DIRECT_MAX_CHANNELS: RGB input layers, MTCNN's P-Net) is computed
-directly (`_direct_forward`): there the column matrix is thin, BLAS runs at a fraction of its speed, and the copy
-costs more than the arithmetic. Output dtype follows x (float32 or float64); w is cast to it if needed.
+A forward pass with few input values per window (K <= DIRECT_MAX_K, e.g. a 3x3 kernel on RGB) is computed directly
+instead: there the column matrix is thin, BLAS runs at a fraction of its speed, and the copy costs more than the
+arithmetic (MTCNN's P-Net first layer, 768x576x3 -> 10: 146 -> 70 ms of CPU). Output dtype follows x (float32 or
+float64); w is cast to it if needed.
 """
 import numpy as np
 from numba import njit, prange
 
 from tinyconv.kernels import geometry
-from tinyconv.kernels.dot import dot
 from tinyconv.kernels.im2col import col2im_add, im2col
 
 TAP_CHUNK_PIXELS = 4096       # input pixels per chunk of the per-tap products (keeps the product in cache)
-DIRECT_MAX_CHANNELS = 16      # forward passes with at most this many input channels skip im2col
+DIRECT_MAX_K = 32             # forward passes with at most this many values per window skip im2col
 TILE_BYTES = 8 << 20          # target size of one tile of the column matrix ...
 MIN_TILE_PIXELS = 2048        # ... unless that leaves fewer output pixels (matrix rows) than this
 _scratch = {}                 # (dtype, slot) -> reusable 1-D work buffer (grown on demand; not thread-safe)
@@ -86,13 +86,6 @@ def _line_forward(x, w, Ho, Wo, padding):
     return y
 
 
-def is_direct(w_shape, stride, padding):
-    """True when conv2d_forward computes the convolution directly (`_direct_forward`): few input channels, and
-    neither a 1x1 product nor a 1-D kernel at stride 1 (those have their own paths)."""
-    return w_shape[2] <= DIRECT_MAX_CHANNELS and not _is_line(w_shape, stride) \
-        and not _is_pointwise(w_shape, stride, padding)
-
-
 def _tiles(N, Ho, Wo, K, itemsize):
     """Yield (t0, t1) ranges of flat output rows t = n*Ho + oh: tiles of about TILE_BYTES of columns, but never
     fewer than MIN_TILE_PIXELS matrix rows (OpenBLAS runs a short, wide product on 2 threads at a fraction of
@@ -114,55 +107,41 @@ def conv2d_forward(x, w, stride, padding):
         return _line_forward(x, wm.reshape(w.shape), Ho, Wo, padding)
     y = np.empty((N, Ho, Wo, O), x.dtype)
     if _is_pointwise(w.shape, stride, padding):
-        dot(x.reshape(-1, C), wm, out=y.reshape(-1, O))
+        np.dot(x.reshape(-1, C), wm, out=y.reshape(-1, O))
         return y
     (sh, sw), ((pt, _), (pl, _)) = stride, padding
-    if is_direct(w.shape, stride, padding):
+    if K <= DIRECT_MAX_K:
         return _direct_forward(x, wm.reshape(kh, kw, C, O), sh, sw, pt, pl, y)
     y2 = y.reshape(N * Ho * Wo, O)
     for t0, t1 in _tiles(N, Ho, Wo, K, x.itemsize):
         cols = im2col(x, kh, kw, sh, sw, pt, pl, Ho, Wo, t0, t1, work_buffer(((t1 - t0) * Wo, K), x.dtype))
-        dot(cols, wm, out=y2[t0 * Wo:t1 * Wo])
+        np.dot(cols, wm, out=y2[t0 * Wo:t1 * Wo])
     return y
 
 
 @njit(parallel=True, cache=True)
 def _direct_forward(x, w, sh, sw, pt, pl, y):
-    """y = x * w computed directly, one output row per parallel job.
-
-    For each of the kh input rows an output row reads, the row is copied once, split by column phase (col % sw)
-    and transposed, into xt (C, sw, ceil(W / sw)): the input column of output column ow for tap j, ow*sw + j - pl,
-    is then xt[c, r, ow + q] with q, r = divmod(j - pl, sw), contiguous along ow. So for every tap (i, j), input
-    channel c and output channel o the innermost loop is one long multiply-add along the output row, into the
-    plane acc[o] (O, Wo), which LLVM vectorises whatever O is; acc is written back to NHWC at the end.
-    """
+    """y[n, oh, ow] = sum over the window's cells (inside the image) and channels of x * w, parallel over rows."""
     N, H, W, C = x.shape
     kh, kw, _, O = w.shape
     _, Ho, Wo, _ = y.shape
     for t in prange(N * Ho):
         n, oh = t // Ho, t % Ho
-        acc = np.zeros((O, Wo), y.dtype)
-        xt = np.empty((C, sw, (W + sw - 1) // sw), x.dtype)
-        for i in range(kh):
-            h = oh * sh - pt + i
-            if h < 0 or h >= H:
-                continue
-            for col in range(W):
-                for c in range(C):
-                    xt[c, col % sw, col // sw] = x[n, h, col, c]
-            for j in range(kw):
-                q, r = (j - pl) // sw, (j - pl) % sw
-                lo, hi = max(0, -q), min(Wo, (W - 1 - j + pl) // sw + 1)       # ow whose column is inside
-                for c in range(C):
-                    xs = xt[c, r]
-                    for o in range(O):
-                        wv, plane = w[i, j, c, o], acc[o]
-                        for ow in range(lo, hi):
-                            plane[ow] += wv * xs[ow + q]
-        out = y[n, oh]
         for ow in range(Wo):
-            for o in range(O):
-                out[ow, o] = acc[o, ow]
+            out = y[n, oh, ow]
+            out[:] = 0
+            for i in range(kh):
+                h = oh * sh - pt + i
+                if h < 0 or h >= H:
+                    continue
+                for j in range(kw):
+                    col = ow * sw - pl + j
+                    if col < 0 or col >= W:
+                        continue
+                    for c in range(C):
+                        v = x[n, h, col, c]
+                        for o in range(O):
+                            out[o] += v * w[i, j, c, o]
     return y
 
 
