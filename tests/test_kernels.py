@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from tinyconv import functional as F
 from tinyconv import kernels
-from tinyconv.kernels import conv, reference
+from tinyconv.kernels import conv, dot, reference
 
 ref_conv, ref_conv_grad_input, ref_conv_grad_weight = (reference.conv2d_forward, reference.conv2d_grad_input,
                                                        reference.conv2d_grad_weight)
@@ -156,6 +156,27 @@ def test_conv2d_bad_shapes_raise_clear_errors():
         kernels.conv2d_grad_input(np.zeros((1, 3, 3, 5)), np.zeros((3, 3, 3, 5)), x.shape, (1, 1), ((0, 0), (0, 0)))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("m, k, n", [(1, 1, 1), (7, 1152, 256), (20, 576, 128), (3, 5, 2), (300, 100, 100)])
+def test_dot_matches_numpy_on_one_thread_or_blas(m, k, n, dtype):
+    """kernels.dot gives the product by either path: the one-thread loop (every shape here is below the shipped
+    SMALL_PRODUCT) and np.dot (threshold 1), with and without `out`."""
+    a, b = random((m, k), dtype, seed=11), random((k, n), dtype, seed=12)
+    expected = a.astype(np.float64) @ b.astype(np.float64)
+    tol = dict(rtol=1e-5, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    for threshold in (dot.SMALL_PRODUCT, 1):          # 1: every product goes to np.dot
+        saved, dot.SMALL_PRODUCT = dot.SMALL_PRODUCT, threshold
+        try:
+            y = dot.dot(a, b)
+            out = np.full((m, n), np.nan, dtype)
+            assert dot.dot(a, b, out=out) is out
+        finally:
+            dot.SMALL_PRODUCT = saved
+        assert y.dtype == dtype
+        np.testing.assert_allclose(y, expected, **tol)
+        np.testing.assert_allclose(out, expected, **tol)
+
+
 # ---------------------------------------------------------------- pooling
 
 @SETTINGS
@@ -167,6 +188,9 @@ def test_max_pool2d_forward_and_backward_match_reference(case):
     ref_y, ref_arg = ref_max_pool(x, size, stride, padding)
     np.testing.assert_array_equal(y, ref_y)
     np.testing.assert_array_equal(arg, ref_arg)
+    values, no_arg = kernels.max_pool2d_forward(x, size, stride, padding, argmax=False)   # inference: no argmax
+    assert no_arg is None
+    np.testing.assert_array_equal(values, ref_y)
     gy = random(y.shape, seed=8)
     expected = ref_max_pool_backward(gy, ref_arg, x_shape)
     gx = kernels.max_pool2d_backward(gy, arg, x_shape)
@@ -241,16 +265,18 @@ def test_numba_cache_is_reused_by_a_new_process():
     script = (
         "import numpy as np\n"
         "from tinyconv import kernels\n"
-        "from tinyconv.kernels import conv, im2col, pool\n"
+        "from tinyconv.kernels import conv, dot, im2col, pool\n"
         "x = np.ones((1, 6, 6, 4), np.float32); w = np.ones((3, 3, 4, 2), np.float32)\n"
         "s, p = (2, 2), ((1, 1), (1, 1))\n"
         "kernels.conv2d_grad_input(kernels.conv2d_forward(x, w, s, p), w, x.shape, s, p)\n"
         "kernels.conv2d_forward(x[..., :3].copy(), w[:, :, :3].copy(), s, p)  # few inputs per window: direct\n"
         "y, arg = kernels.max_pool2d_forward(x, (2, 2), s, p)\n"
         "kernels.max_pool2d_backward(y, arg, x.shape)\n"
+        "kernels.max_pool2d_forward(x, (2, 2), s, p, argmax=False)\n"
+        "dot.dot(x[0, 0], w[0, 0])\n"
         "kernels.avg_pool2d_backward(kernels.avg_pool2d_forward(x, (2, 2), s, p), x.shape, (2, 2), s, p)\n"
         "fns = [im2col.im2col, im2col.col2im_add, conv._direct_forward, pool._max_forward, pool._max_backward,\n"
-        "       pool._avg_forward, pool._avg_backward]\n"
+        "       pool._avg_forward, pool._avg_backward, pool._max_values, dot._small_dot]\n"
         "count = lambda stat: sum(sum(getattr(f.stats, stat).values()) for f in fns)\n"
         "print(count('cache_hits'), count('cache_misses'))\n"
     )
@@ -258,7 +284,7 @@ def test_numba_cache_is_reused_by_a_new_process():
     for _ in range(2):      # the first run fills the cache if this checkout has none yet
         out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=root)
     hits, misses = map(int, out.stdout.split())
-    assert (hits, misses) == (7, 0)
+    assert (hits, misses) == (9, 0)
 
 
 # ---------------------------------------------------------------- one window geometry for every operation

@@ -22,11 +22,12 @@ import numpy as np
 
 from .kernels import activation as activation_kernels
 from .kernels import conv as conv_kernels
+from .kernels import dot as dot_kernels
 from .kernels import geometry
 from .kernels import pool as pool_kernels
 from .kernels import winograd as winograd_kernels
 from .kernels.geometry import resolve_padding  # noqa: F401  (part of this module's interface: F.resolve_padding)
-from .tensor import Tensor, as_array
+from .tensor import Tensor, as_array, is_grad_enabled
 
 
 # ----- helpers ------------------------------------------------------------------------------------------------------
@@ -459,7 +460,8 @@ def max_pool2d(x, size, stride=None, padding="valid"):
     x = tensor(x)
     stride, pads, _ = geometry.window("max_pool2d", x.shape, size, size if stride is None else stride, padding, True)
     size = geometry.pair(size, "max_pool2d", "window size")
-    out, argmax = pool_kernels.max_pool2d_forward(np.ascontiguousarray(x.data), size, stride, pads)
+    out, argmax = pool_kernels.max_pool2d_forward(np.ascontiguousarray(x.data), size, stride, pads,
+                                                  argmax=is_grad_enabled() and x.requires_grad)
 
     def vjp(g):  # the gradient goes to the cell that was the max, nowhere else
         return (pool_kernels.max_pool2d_backward(np.ascontiguousarray(g), argmax, x.shape, size, stride, pads),)
@@ -573,7 +575,7 @@ def linear(x, w, b=None):
     if w.ndim != 2 or x.shape[-1] != w.shape[0]:
         raise ValueError(f"linear: input shape {x.shape} does not fit weight shape {w.shape} (expected (..., "
                          f"{w.shape[0] if w.ndim == 2 else '?'}))")
-    out = x.data @ w.data
+    out = dot_kernels.dot(x.data.reshape(-1, w.shape[0]), w.data).reshape(*x.shape[:-1], w.shape[1])
     parents = (x, w)
     if b is not None:
         b = tensor(b, x.dtype)

@@ -62,6 +62,27 @@ def _max_forward(x, ph, pw, sh, sw, pt, pl, y, arg):
 
 
 @njit(parallel=True, cache=True)
+def _max_values(x, ph, pw, sh, sw, pt, pl, y):
+    """The maxima alone (no argmax to keep: inference): a branch-free max over each window, vectorised."""
+    N, H, W, C = x.shape
+    _, Ho, Wo, _ = y.shape
+    for t in prange(N * Ho):
+        n = t // Ho
+        oh = t - n * Ho
+        h0, h1 = _window_range(oh, sh, pt, ph, H)
+        for ow in range(Wo):
+            w0, w1 = _window_range(ow, sw, pl, pw, W)
+            best = y[n, oh, ow]
+            best[:] = x[n, h0, w0]
+            for h in range(h0, h1):
+                for w in range(w0, w1):
+                    v = x[n, h, w]
+                    for c in range(C):
+                        best[c] = max(best[c], v[c])
+    return y
+
+
+@njit(parallel=True, cache=True)
 def _max_backward(gy, arg, parts, gx):
     N, H, W, C = gx.shape
     _, Ho, Wo, _ = gy.shape
@@ -162,17 +183,20 @@ def _args(size, stride, padding):
     return size[0], size[1], stride[0], stride[1], padding[0][0], padding[1][0]
 
 
-def max_pool2d_forward(x, size, stride, padding):
+def max_pool2d_forward(x, size, stride, padding, argmax=True):
     """Max pooling. Returns (y, argmax): y (N, Ho, Wo, C) and argmax (N, Ho, Wo, C) int32.
 
     Padding cells act as -inf and are never chosen. argmax[n, oh, ow, c] = h*W + w, the position in the
     unpadded image of the cell that gave the maximum. Ties: the FIRST maximal cell in row-major window order
     (smallest h, then smallest w) is chosen and gets the whole gradient in backward. (Padding is smaller than
-    the window, so every window holds a real cell.)
+    the window, so every window holds a real cell.) argmax=False (inference: no gradient will be asked for):
+    (y, None), from a branch-free loop without the index bookkeeping.
     """
     Ho, Wo = _geometry("max_pool2d", x.shape, size, stride, padding)
     N, H, W, C = x.shape
     y = np.empty((N, Ho, Wo, C), x.dtype)
+    if not argmax:
+        return _max_values(np.ascontiguousarray(x), *_args(size, stride, padding), y), None
     arg = np.empty((N, Ho, Wo, C), np.int32)
     return _max_forward(np.ascontiguousarray(x), *_args(size, stride, padding), y, arg)
 
