@@ -214,8 +214,10 @@ def run_identify(args):
 
 def run_list(args):
     db = open_database(args, must_exist=False)
-    print(f"{args.db}: {len(db)} people, model {db.model}, preprocessing {db.preprocess}" if len(db)
-          else f"{args.db}: empty", file=sys.stderr)
+    counts = db.counts()
+    print(f"{args.db}: {counts['people']} people, {counts['faces']} faces ({counts['unnamed']} without a name), "
+          f"model {db.model}, preprocessing {db.preprocess}" if counts["faces"] else f"{args.db}: empty",
+          file=sys.stderr)
     for name in db.names():
         print(f"{name},{len(db[name])}")
     return YES
