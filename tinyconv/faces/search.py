@@ -9,20 +9,21 @@ is kept beside the database as `<db>.hnsw`, labelled by face id: new faces are a
 each `index` and before each use, and it is built again when it is missing, unreadable or stale (made for another
 database file of the same name).
 
-Measured by `python benchmarks/bench_search.py` (README, "Scale of the 1:K search"; face-like synthetic unit
-vectors stored in a FaceDatabase, through this class; 2 cores). A command's lookup costs "open" (exact: read every
-encoding from SQLite; HNSW: load the graph file and check it against the database) plus one query per face:
+Measured by `python benchmarks/bench_search.py` and `benchmarks/bench_search_open.py` (README, "Scale of the 1:K
+search"; face-like synthetic unit vectors stored in a FaceDatabase, through this class; 2 cores). A command's
+lookup costs "open" (exact: read every encoding from SQLite; HNSW: load the graph file and check it against the
+database) plus one query per face:
 
     faces   exact open + query     HNSW (M=32, ef=800) open + query   HNSW build   HNSW recall@10
-    10k     0.047 s + 0.34 ms      0.062 s + 2.3 ms                   2 s          1.0000
-    100k    0.55 s + 5.7 ms        0.77 s + 4.8 ms                    78 s         0.9999
-    1M      4.75 s + 57 ms         15.8 s + 16 ms                     1,971 s      0.9931
+    10k     0.028 s + 0.34 ms      0.036 s + 2.3 ms                   2 s          1.0000
+    100k    0.20 s + 5.7 ms        0.23 s + 4.8 ms                    78 s         0.9999
+    300k    1.21 s                 0.98 s
+    1M      4.63 s + 57 ms         2.89 s + 16 ms                     1,971 s      0.9931
 
-HNSW's queries are faster from 100k on, but opening its graph costs more than reading the encodings at every size
-measured (at 1M it pays off only after ~270 queries in one process), so exact stays the method of a command up to
-1M faces and beyond: SWITCH is above the largest size measured (the crossing was not reached, it is not a measured
-point). Settings: M=16 reached only recall@10 0.954 (ef 400) and 0.974 (ef 800) at 1M, so M=32; with M=32, ef 400
-gives 0.981 at 1M and ef 800 0.9931, so EF=800 (ef_construction 200).
+Exact is ahead up to 100k faces, HNSW from 300k on: SWITCH is between the two. Settings: M=16 reached
+only recall@10 0.954 (ef 400) and 0.974 (ef 800) at 1M, so M=32; with M=32, ef 400 gives 0.981 at 1M and ef 800
+0.9931, so EF=800 (ef_construction 200). The ids are unique on both sides, so the set operations below are told so
+(`assume_unique`): NumPy's hashing unique of a million ids cost more than loading the graph.
 """
 import importlib.util
 
@@ -31,7 +32,7 @@ import numpy as np
 from tinyconv.faces.database import DIM
 from tinyconv.files import atomic_write
 
-SWITCH = 2_000_000  # candidate faces: from here on HNSW (exact was faster for a command at every size measured)
+SWITCH = 200_000  # candidate faces: from here on HNSW (between the measured 100k and 300k, see above)
 M, EF_CONSTRUCTION, EF = 32, 200, 800  # HNSW settings: recall@10 >= 0.99 up to 1M faces (measured, see above)
 STALE_SAMPLE = 32  # faces whose encodings are compared between the database and its HNSW file
 
@@ -94,7 +95,7 @@ class FaceSearch:
         where = "person IS NOT NULL" if named else "1"
         if self.method == "hnsw":
             self.index, live = update_hnsw(db)
-            self.allowed = set(np.intersect1d(live, db.face_ids(where)).tolist()) if named else None
+            self.allowed = set(np.intersect1d(live, db.face_ids(where), assume_unique=True).tolist()) if named else None
             self.size = len(live) if self.allowed is None else len(self.allowed)
         else:
             self.index, self.allowed = None, None
@@ -154,14 +155,14 @@ def update_hnsw(db):
             index.resize_index(index.get_current_count() + len(ids))
             index.add_items(encodings, ids)
         marked = 0
-        for label in np.setdiff1d(present, db_ids):  # deleted labels stay listed by hnswlib
+        for label in np.setdiff1d(present, db_ids, assume_unique=True):  # deleted labels stay listed by hnswlib
             try:
                 index.mark_deleted(int(label))
                 marked += 1
             except RuntimeError:  # marked already
                 pass
         changed = bool(len(ids) or marked)
-        live = np.union1d(np.intersect1d(present, db_ids), ids)
+        live = np.concatenate([np.intersect1d(present, db_ids, assume_unique=True), ids])  # ids: above all of present
     if changed:
         try:
             with atomic_write(path) as tmp:
@@ -176,10 +177,10 @@ def _stale(index, db, present, db_ids):
     """Was this index made for another database file than `db` (see update_hnsw)?"""
     if not len(present):
         return bool(len(db_ids))
-    lacking = np.setdiff1d(db_ids[db_ids <= present.max()], present)
+    lacking = np.setdiff1d(db_ids[db_ids <= present.max()], present, assume_unique=True)
     if len(lacking) > STALE_SAMPLE or len(_faces_with_ids(db, lacking)[0]):  # NaN faces are never in the index
         return True
-    shared = np.intersect1d(present, db_ids)
+    shared = np.intersect1d(present, db_ids, assume_unique=True)
     sample = shared[np.linspace(0, len(shared) - 1, min(len(shared), STALE_SAMPLE)).astype(int)] if len(shared) \
         else shared
     ids, encodings = _faces_with_ids(db, sample)
