@@ -67,6 +67,17 @@ def tile_bytes(n):
         conv.TILE_BYTES, conv.MIN_TILE_PIXELS, conv.TAP_CHUNK_BYTES = saved
 
 
+@contextmanager
+def direct_channels(n):
+    """Temporarily route stride-1 forward passes with at most n input channels to the direct kernel (0: none)."""
+    saved = conv.DIRECT_MAX_C
+    conv.DIRECT_MAX_C = n
+    try:
+        yield
+    finally:
+        conv.DIRECT_MAX_C = saved
+
+
 def random(shape, dtype=np.float64, seed=0):
     return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
 
@@ -74,14 +85,39 @@ def random(shape, dtype=np.float64, seed=0):
 # ---------------------------------------------------------------- convolution
 
 @SETTINGS
-@given(conv_cases())
-def test_conv2d_forward_matches_reference(case):
+@given(conv_cases(), st.booleans())
+def test_conv2d_forward_matches_reference(case, direct):
     x_shape, w_shape, stride, padding, tb = case
     x, w = random(x_shape, seed=1), random(w_shape, seed=2)
-    with tile_bytes(tb):
+    with tile_bytes(tb), direct_channels(conv.DIRECT_MAX_C if direct else 0):
         y = kernels.conv2d_forward(x, w, stride, padding)
     assert y.dtype == np.float64
     np.testing.assert_allclose(y, ref_conv(x, w, stride, padding), rtol=1e-12, atol=1e-12)
+
+
+@st.composite
+def direct_cases(draw):
+    """(x shape, w shape, padding, dtype) for the direct kernel: stride 1, up to 20 input channels, any padding,
+    rows from 1 to 40 pixels wide."""
+    kh, kw = draw(st.one_of(st.tuples(st.integers(2, 5), st.integers(2, 5)), st.just((1, 1))))
+    padding = tuple((draw(st.integers(0, 3)), draw(st.integers(0, 3))) for _ in range(2))
+    H = draw(st.integers(max(1, kh - sum(padding[0])), 8))
+    W = draw(st.integers(max(1, kw - sum(padding[1])), 40))
+    C, O = draw(st.integers(1, 20)), draw(st.integers(1, 12))
+    return (draw(st.integers(1, 3)), H, W, C), (kh, kw, C, O), padding, draw(st.sampled_from([np.float32, np.float64]))
+
+
+@SETTINGS
+@given(direct_cases())
+def test_direct_forward_matches_reference(case):
+    """The channel-planar direct kernel (stride 1) in float64 and float32 against the float64 reference."""
+    x_shape, w_shape, padding, dtype = case
+    x64, w64 = random(x_shape, seed=1), random(w_shape, seed=2)
+    with direct_channels(20):
+        y = kernels.conv2d_forward(x64.astype(dtype), w64.astype(dtype), (1, 1), padding)
+    assert y.dtype == dtype
+    tol = 1e-12 if dtype == np.float64 else 1e-4
+    np.testing.assert_allclose(y, ref_conv(x64, w64, (1, 1), padding), rtol=tol, atol=tol)
 
 
 @SETTINGS
@@ -269,7 +305,7 @@ def test_numba_cache_is_reused_by_a_new_process():
         "x = np.ones((1, 6, 6, 4), np.float32); w = np.ones((3, 3, 4, 2), np.float32)\n"
         "s, p = (2, 2), ((1, 1), (1, 1))\n"
         "kernels.conv2d_grad_input(kernels.conv2d_forward(x, w, s, p), w, x.shape, s, p)\n"
-        "kernels.conv2d_forward(x[..., :3].copy(), w[:, :, :3].copy(), s, p)  # few inputs per window: direct\n"
+        "kernels.conv2d_forward(x, w, (1, 1), p)  # stride 1, few input channels: direct\n"
         "y, arg = kernels.max_pool2d_forward(x, (2, 2), s, p)\n"
         "kernels.max_pool2d_backward(y, arg, x.shape)\n"
         "kernels.max_pool2d_forward(x, (2, 2), s, p, argmax=False)\n"
