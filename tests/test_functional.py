@@ -67,9 +67,21 @@ def test_prelu(shape, seed):
     assert gradcheck(F.prelu, x, slope)
 
 
-def test_prelu_slope_must_be_one_per_channel():
+@given(st.lists(st.integers(1, 4), min_size=1, max_size=4).map(tuple), seeds)
+def test_prelu_with_bias_is_prelu_of_the_sum(shape, seed):
+    """prelu(x, slope, bias) = prelu(x + bias, slope), bias one per channel, with its gradient."""
+    x, slope, bias = randn(seed, shape), randn(seed + 1, shape[-1:]), randn(seed + 2, shape[-1:])
+    z = x + bias
+    x = x + 0.1 * np.sign(z)  # keep x + bias away from the kink at 0
+    np.testing.assert_allclose(F.prelu(x, slope, bias).data, F.prelu(x + bias, slope).data, rtol=1e-12)
+    assert gradcheck(F.prelu, x, slope, bias)
+
+
+def test_prelu_slope_and_bias_must_be_one_per_channel():
     with pytest.raises(ValueError, match=r"prelu: slope must have shape \(3,\)"):
         F.prelu(np.ones((2, 3)), np.ones(2))
+    with pytest.raises(ValueError, match=r"prelu: bias must have shape \(3,\)"):
+        F.prelu(np.ones((2, 3)), np.ones(3), np.ones(2))
 
 
 @given(st.lists(st.integers(1, 4), min_size=1, max_size=3).map(tuple), seeds, st.data())

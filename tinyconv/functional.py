@@ -177,22 +177,31 @@ def tanh(x):
     return Tensor.from_op(out, (x,), lambda g: (g * (1 - out * out),), "tanh")  # tanh' = 1 - tanh^2
 
 
-def prelu(x, slope):
-    """Parametric ReLU: x where x > 0, slope * x elsewhere; `slope` (C,) holds one learned slope per channel
-    (the last axis of x)."""
+def prelu(x, slope, bias=None):
+    """Parametric ReLU of z = x + bias: z where z > 0, slope * z elsewhere; `slope` (C,) holds one learned slope per
+    channel (the last axis of x). `bias` (C,), optional, is added in the same pass: give it the bias of the
+    convolution before (called without its bias) and the convolution's output is walked once instead of twice."""
     x, slope = _pair(x, slope)
     if slope.ndim != 1 or x.ndim == 0 or slope.shape[0] != x.shape[-1]:
         raise ValueError(f"prelu: slope must have shape ({x.shape[-1] if x.ndim else '?'},) (one per channel, "
                          f"the last axis), got {slope.shape} for input {x.shape}")
-    out = activation_kernels.prelu_forward(np.ascontiguousarray(x.data), slope.data.astype(x.dtype, copy=False))
+    bias = None if bias is None else tensor(bias, x.dtype)
+    if bias is not None and bias.shape != slope.shape:
+        raise ValueError(f"prelu: bias must have shape {slope.shape} (one per channel), got {bias.shape}")
+    shift = np.zeros(slope.shape, x.dtype) if bias is None else bias.data
+    out = activation_kernels.prelu_forward(np.ascontiguousarray(x.data), slope.data.astype(x.dtype, copy=False),
+                                           shift)
 
-    def vjp(g):  # y = x (x > 0), a x (x <= 0):  dy/dx = 1[x>0] + a 1[x<=0],  dy/da = x 1[x<=0] (summed per channel)
-        positive = x.data > 0
+    def vjp(g):  # y = z (z > 0), a z (z <= 0), z = x + b:  dy/dx = dy/dz = 1[z>0] + a 1[z<=0],
+        #          dy/db = dy/dz summed per channel,  dy/da = z 1[z<=0] summed per channel
+        z = x.data if bias is None else x.data + shift
+        positive = z > 0
         gx = np.where(positive, g, g * slope.data)
-        ga = np.where(positive, 0, g * x.data).reshape(-1, slope.shape[0]).sum(axis=0) if slope.requires_grad \
-            else None
-        return gx, ga
-    return Tensor.from_op(out, (x, slope), vjp, "prelu")
+        ga = np.where(positive, 0, g * z).reshape(-1, slope.shape[0]).sum(axis=0) if slope.requires_grad else None
+        if bias is None:
+            return gx, ga
+        return gx, ga, gx.reshape(-1, slope.shape[0]).sum(axis=0) if bias.requires_grad else None
+    return Tensor.from_op(out, (x, slope) if bias is None else (x, slope, bias), vjp, "prelu")
 
 
 def softmax(x, axis=-1):
