@@ -68,14 +68,15 @@ def tile_bytes(n):
 
 
 @contextmanager
-def direct_channels(n):
-    """Temporarily route stride-1 forward passes with at most n input channels to the direct kernel (0: none)."""
-    saved = conv.DIRECT_MAX_C
-    conv.DIRECT_MAX_C = n
+def direct_kernel(channels, tile_bytes=None):
+    """Temporarily route stride-1 forward passes with at most `channels` input channels to the direct kernel (0:
+    none), in pieces of rows of about tile_bytes of output (1: the smallest pieces, 8 pixels)."""
+    saved = conv.DIRECT_MAX_C, conv.DIRECT_TILE_BYTES
+    conv.DIRECT_MAX_C, conv.DIRECT_TILE_BYTES = channels, tile_bytes or saved[1]
     try:
         yield
     finally:
-        conv.DIRECT_MAX_C = saved
+        conv.DIRECT_MAX_C, conv.DIRECT_TILE_BYTES = saved
 
 
 def random(shape, dtype=np.float64, seed=0):
@@ -89,7 +90,7 @@ def random(shape, dtype=np.float64, seed=0):
 def test_conv2d_forward_matches_reference(case, direct):
     x_shape, w_shape, stride, padding, tb = case
     x, w = random(x_shape, seed=1), random(w_shape, seed=2)
-    with tile_bytes(tb), direct_channels(conv.DIRECT_MAX_C if direct else 0):
+    with tile_bytes(tb), direct_kernel(conv.DIRECT_MAX_C if direct else 0):
         y = kernels.conv2d_forward(x, w, stride, padding)
     assert y.dtype == np.float64
     np.testing.assert_allclose(y, ref_conv(x, w, stride, padding), rtol=1e-12, atol=1e-12)
@@ -97,23 +98,24 @@ def test_conv2d_forward_matches_reference(case, direct):
 
 @st.composite
 def direct_cases(draw):
-    """(x shape, w shape, padding, dtype) for the direct kernel: stride 1, up to 20 input channels, any padding,
-    rows from 1 to 40 pixels wide."""
+    """(x shape, w shape, padding, dtype, tile bytes) for the direct kernel: stride 1, up to 20 input channels, any
+    padding, rows from 1 to 40 pixels wide, cut in pieces of 8 pixels or more."""
     kh, kw = draw(st.one_of(st.tuples(st.integers(2, 5), st.integers(2, 5)), st.just((1, 1))))
     padding = tuple((draw(st.integers(0, 3)), draw(st.integers(0, 3))) for _ in range(2))
     H = draw(st.integers(max(1, kh - sum(padding[0])), 8))
     W = draw(st.integers(max(1, kw - sum(padding[1])), 40))
     C, O = draw(st.integers(1, 20)), draw(st.integers(1, 12))
-    return (draw(st.integers(1, 3)), H, W, C), (kh, kw, C, O), padding, draw(st.sampled_from([np.float32, np.float64]))
+    return ((draw(st.integers(1, 3)), H, W, C), (kh, kw, C, O), padding,
+            draw(st.sampled_from([np.float32, np.float64])), draw(st.sampled_from([1, 200, conv.DIRECT_TILE_BYTES])))
 
 
 @SETTINGS
 @given(direct_cases())
 def test_direct_forward_matches_reference(case):
     """The channel-planar direct kernel (stride 1) in float64 and float32 against the float64 reference."""
-    x_shape, w_shape, padding, dtype = case
+    x_shape, w_shape, padding, dtype, tb = case
     x64, w64 = random(x_shape, seed=1), random(w_shape, seed=2)
-    with direct_channels(20):
+    with direct_kernel(20, tb):
         y = kernels.conv2d_forward(x64.astype(dtype), w64.astype(dtype), (1, 1), padding)
     assert y.dtype == dtype
     tol = 1e-12 if dtype == np.float64 else 1e-4

@@ -393,7 +393,9 @@ def conv_algorithm(x_shape, w_shape, stride, pads):
     and measured slower (conv3_1: 140 vs 85 ms, conv4_2: 741 vs 147 ms, 2 threads, load 7-9); small images and
     RGB inputs stay with im2col too. F(4x4, 3x3) does fewer multiplications
     but its float32 error is 10x larger (README, Speed): FaceNet's self-distances then exceed 1e-6, so it is only
-    used when asked for. "im2col" (kernels/conv.py) is the general case and the reference.
+    used when asked for. "im2col" (kernels/conv.py) is the general case and the reference; it also holds the direct
+    kernel that stride-1 convolutions with at most conv.DIRECT_MAX_C input channels take, which measured faster than
+    Winograd there (P-Net's 16 -> 32 at 381x285: MEASURE).
     CONV_ALGORITHM = "im2col", "winograd2" or "winograd4" forces that path (Winograd only where it applies).
     The kernel gradient always uses conv.conv2d_grad_weight.
     """
@@ -401,6 +403,8 @@ def conv_algorithm(x_shape, w_shape, stride, pads):
         return "im2col"
     if CONV_ALGORITHM != "auto":
         return CONV_ALGORITHM
+    if w_shape[2] <= conv_kernels.DIRECT_MAX_C:
+        return "im2col"     # conv2d_forward's direct kernel: faster on few input channels (MTCNN P-Net's 16 -> 32)
     out_side = builtins.min(x_shape[1] + builtins.sum(pads[0]) - 2, x_shape[2] + builtins.sum(pads[1]) - 2)
     channels = w_shape[2:]
     return "winograd2" if 16 <= builtins.min(channels) and builtins.max(channels) <= 128 and out_side >= 24 \

@@ -28,7 +28,8 @@ from tinyconv.kernels import geometry
 from tinyconv.kernels.im2col import col2im_add, im2col
 
 TAP_CHUNK_BYTES = 2 << 20     # size of the per-tap products of one chunk of images (stays in the L3 cache)
-DIRECT_MAX_C = 16             # stride-1 forward passes with at most this many input channels skip im2col
+DIRECT_MAX_C = 16             # stride-1 forward passes with at most this many input channels skip im2col ...
+DIRECT_TILE_BYTES = 16 << 10  # ... and accumulate pieces of output rows of about this size (in the L1 cache)
 TILE_BYTES = 8 << 20          # target size of one tile of the column matrix ...
 MIN_TILE_PIXELS = 2048        # ... unless that leaves fewer output pixels (matrix rows) than this
 _scratch = {}                 # (dtype, slot) -> reusable 1-D work buffer (grown on demand; not thread-safe)
@@ -127,7 +128,7 @@ def conv2d_forward(x, w, stride, padding):
         return y
     (sh, sw), ((pt, _), (pl, _)) = stride, padding
     if (sh, sw) == (1, 1) and C <= DIRECT_MAX_C:
-        return _direct_forward(x, wm.reshape(kh, kw, C, O), pt, pl, y)
+        return _direct_forward(x, wm.reshape(kh, kw, C, O), pt, pl, y, max(DIRECT_TILE_BYTES // (O * x.itemsize), 8))
     y2 = y.reshape(N * Ho * Wo, O)
     for t0, t1 in _tiles(N, Ho, Wo, K, x.itemsize):
         cols = im2col(x, kh, kw, sh, sw, pt, pl, Ho, Wo, t0, t1, work_buffer(((t1 - t0) * Wo, K), x.dtype))
@@ -136,48 +137,50 @@ def conv2d_forward(x, w, stride, padding):
 
 
 @njit(parallel=True, cache=True)
-def _direct_forward(x, w, pt, pl, y):
+def _direct_forward(x, w, pt, pl, y, tile):
     """y (N, Ho, Wo, O) = x (N, H, W, C) correlated with w (kh, kw, C, O) at stride 1, zero padding pt above and pl
-    left (and whatever below and right y's shape implies); parallel over output rows.
+    left (and whatever below and right y's shape implies); parallel over pieces of `tile` output pixels of a row.
 
-    Channel-planar: the input rows an output row needs are copied, zero-padded, into rows (C, Wo + kw - 1), so that
-    tap (i, j) of channel c is the contiguous slice rows[c, j:j + Wo] for the whole output row; acc (O, Wo) gathers
+    Channel-planar: the input rows a piece needs are copied, zero-padded, into rows (C, tile + kw - 1), so that tap
+    (i, j) of channel c is the contiguous slice rows[c, j:j + tile] for the whole piece; acc (O, tile) gathers
     w[i, j, c, o] * slice in passes over contiguous memory that LLVM vectorises (three taps per pass: one load and
     store of acc for three multiply-adds), and is written back to NHWC at the end.
     """
     N, H, W, C = x.shape
     kh, kw, _, O = w.shape
     _, Ho, Wo, _ = y.shape
-    for t in prange(N * Ho):
-        n, oh = t // Ho, t % Ho
-        acc = np.zeros((O, Wo), y.dtype)
-        rows = np.empty((C, Wo + kw - 1), x.dtype)
+    pieces = (Wo + tile - 1) // tile
+    for t in prange(N * Ho * pieces):
+        n, oh, k0 = t // (Ho * pieces), t // pieces % Ho, t % pieces * tile
+        m = min(tile, Wo - k0)
+        acc = np.zeros((O, m), y.dtype)
+        rows = np.empty((C, m + kw - 1), x.dtype)
         for i in range(kh):
             h = oh - pt + i
             if h < 0 or h >= H:
                 continue
-            for k in range(Wo + kw - 1):
-                col = k - pl
+            for k in range(m + kw - 1):
+                col = k0 + k - pl
                 inside = 0 <= col < W
                 for c in range(C):
                     rows[c, k] = x[n, h, col, c] if inside else 0
             for c in range(C):
                 for j in range(0, kw - 2, 3):
-                    x0, x1, x2 = rows[c, j:j + Wo], rows[c, j + 1:j + 1 + Wo], rows[c, j + 2:j + 2 + Wo]
+                    x0, x1, x2 = rows[c, j:j + m], rows[c, j + 1:j + 1 + m], rows[c, j + 2:j + 2 + m]
                     for o in range(O):
                         w0, w1, w2 = w[i, j, c, o], w[i, j + 1, c, o], w[i, j + 2, c, o]
                         a = acc[o]
-                        for k in range(Wo):
+                        for k in range(m):
                             a[k] += w0 * x0[k] + w1 * x1[k] + w2 * x2[k]
                 for j in range(kw - kw % 3, kw):
-                    x0 = rows[c, j:j + Wo]
+                    x0 = rows[c, j:j + m]
                     for o in range(O):
                         w0 = w[i, j, c, o]
                         a = acc[o]
-                        for k in range(Wo):
+                        for k in range(m):
                             a[k] += w0 * x0[k]
-        out = y[n, oh]
-        for k in range(Wo):
+        out = y[n, oh, k0:k0 + m]
+        for k in range(m):
             for o in range(O):
                 out[k, o] = acc[o, k]
     return y
