@@ -154,6 +154,10 @@ def test_crop_resize_averages_areas_interpolates_and_pads_with_zeros():
     np.testing.assert_array_equal(both[0, 10:, 10:], image[:10, :10])
     assert not both[0, :10].any() and not both[0, :, :10].any()
     np.testing.assert_array_equal(both[1], image[:20, :20])
+    # transpose=True: the same crops with their axes swapped, (n, width, height, C)
+    crops = crop_resize(image, [[-3, 2, 40, 25], [5, 5, 10, 10]], 17, 11)
+    np.testing.assert_array_equal(crop_resize(image, [[-3, 2, 40, 25], [5, 5, 10, 10]], 17, 11, transpose=True),
+                                  crops.transpose(0, 2, 1, 3))
 
 
 def test_pyramid_scales_are_sandbergs():

@@ -273,6 +273,7 @@ def test_conv_algorithm_auto_picks_winograd_for_wide_3x3_only():
     assert F.conv_algorithm((1, 14, 14, 64), (3, 3, 64, 64), (1, 1), same) == "im2col"        # small image
     assert F.conv_algorithm((1, 224, 224, 3), (3, 3, 3, 64), (1, 1), same) == "im2col"        # RGB input
     assert F.conv_algorithm((1, 56, 56, 64), (3, 3, 64, 64), (2, 2), same) == "im2col"        # stride 2
+    assert F.conv_algorithm((1, 287, 383, 16), (3, 3, 16, 32), (1, 1), ((0, 0), (0, 0))) == "im2col"  # direct
     assert F.conv_algorithm((1, 17, 17, 128), (1, 7, 128, 128), (1, 1), ((0, 0), (3, 3))) == "im2col"
 
 

@@ -296,6 +296,19 @@ def test_pool_float32_keeps_dtype():
     np.testing.assert_array_equal(gx, ref_max_pool_backward(y.astype(np.float64), arg, x.shape))
 
 
+# ---------------------------------------------------------------- activation
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(3, 50, 7), (1, 10), (2, 0, 5)])
+def test_prelu_forward_with_bias_in_pieces(shape, dtype):
+    """prelu(x + bias) in flat pieces of PIECE_PIXELS pixels: several whole pieces and a partial one, or none."""
+    x, slope, bias = (random(s, dtype, seed) for s, seed in ((shape, 1), (shape[-1:], 2), (shape[-1:], 3)))
+    z = x + bias
+    y = kernels.prelu_forward(x, slope, bias)
+    assert y.dtype == dtype and y.shape == shape
+    np.testing.assert_array_equal(y, np.where(z > 0, z, z * slope))
+
+
 # ---------------------------------------------------------------- compile cache
 
 def test_numba_cache_is_reused_by_a_new_process():

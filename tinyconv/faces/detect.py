@@ -83,8 +83,8 @@ def _stage1(rgb, pnet, min_face, threshold, factor):
     height, width = rgb.shape[:2]
     found = [np.empty((0, 9))]
     for scale in pyramid_scales(height, width, min_face, factor):
-        level = crop_resize(rgb, [[0, 0, height, width]], math.ceil(height * scale), math.ceil(width * scale))
-        probability, regression = pnet(scale_pixels(level))
+        level = _resized(rgb, [[0, 0, height, width]], math.ceil(height * scale), math.ceil(width * scale))
+        probability, regression = pnet(level)
         boxes = _cells_to_boxes(probability.data[0], regression.data[0], scale, threshold)
         found.append(boxes[nms(boxes, 0.5, "union")])                 # NMS per scale
     boxes = np.concatenate(found)
@@ -104,7 +104,7 @@ def _cells_to_boxes(probability, regression, scale, threshold):
 
 def _stage2(rgb, rnet, boxes, threshold):
     """R-Net on 24x24 crops of the candidates, in one batch: the boxes it keeps, regressed and squared."""
-    probability, regression = rnet(scale_pixels(_crops(rgb, boxes, 24)))
+    probability, regression = rnet(_crops(rgb, boxes, 24))
     keep = probability.data > threshold
     boxes = np.column_stack([boxes[keep, :4], probability.data[keep]])
     regression = regression.data[keep]
@@ -115,7 +115,7 @@ def _stage2(rgb, rnet, boxes, threshold):
 def _stage3(rgb, onet, boxes, threshold):
     """O-Net on 48x48 crops, in one batch: final boxes (n, 5) and landmarks (n, 5, 2), after a 'Min' NMS."""
     boxes = np.fix(boxes)
-    probability, regression, landmarks = onet(scale_pixels(_crops(rgb, boxes, 48)))
+    probability, regression, landmarks = onet(_crops(rgb, boxes, 48))
     keep = probability.data > threshold
     boxes = np.column_stack([boxes[keep, :4], probability.data[keep]])
     w = (boxes[:, 2] - boxes[:, 0] + 1)[:, None]
@@ -149,11 +149,17 @@ def _square(boxes):
 
 
 def _crops(rgb, boxes, size):
-    """(n, size, size, 3) float32 pixels of the integer boxes (MATLAB-inclusive: columns x0-1 .. x1-1 counted from
-    0), zero where a box leaves the image, resized to size x size (area averaging or bilinear)."""
+    """(n, size, size, 3) network inputs (`_resized`) of the integer boxes (MATLAB-inclusive: columns x0-1 .. x1-1
+    counted from 0), zero where a box leaves the image, resized to size x size (area averaging or bilinear)."""
     x0, y0, x1, y1 = boxes[:, :4].astype(np.int64).T
-    return crop_resize(rgb, np.stack([y0 - 1, x0 - 1, np.maximum(y1 - y0 + 1, 1), np.maximum(x1 - x0 + 1, 1)], 1),
-                       size, size)
+    return _resized(rgb, np.stack([y0 - 1, x0 - 1, np.maximum(y1 - y0 + 1, 1), np.maximum(x1 - x0 + 1, 1)], 1),
+                    size, size)
+
+
+def _resized(rgb, boxes, height, width):
+    """(n, height, width, 3) float32 network inputs (`scale_pixels`) of the boxes (top, left, height, width): a view
+    of crops stored transposed, so that the networks' own transposition of their input is a free view again."""
+    return scale_pixels(crop_resize(rgb, boxes, height, width, transpose=True)).transpose(0, 2, 1, 3)
 
 
 # ----- what FaceNet does with the faces -----------------------------------------------------------------------------
