@@ -243,14 +243,28 @@ def test_conv2d_forward_and_gradients(algorithm, data, seed, with_bias):
         assert gradcheck(lambda *t: F.conv2d(*t[:2], t[2] if len(t) > 2 else None, stride, padding), *inputs)
 
 
-@given(st.data(), seeds)
-def test_conv2d_relu_is_relu_of_conv2d(data, seed):
+@given(st.data(), seeds, st.booleans())
+def test_conv2d_relu_is_relu_of_conv2d(data, seed, with_scale):
+    """relu(conv2d(x, w) * scale + b); scale (a folded batch norm) is a constant: no gradient of its own."""
     x_shape, w_shape, stride, padding = data.draw(conv_case(winograd=False))
     x, w, b = randn(seed, x_shape), randn(seed + 1, w_shape), randn(seed + 2, w_shape[3])
-    expected = F.relu(F.conv2d(x, w, b, stride, padding)).data
-    np.testing.assert_array_equal(F.conv2d_relu(x, w, b, stride, padding).data, expected)
-    assume(np.abs(F.conv2d(x, w, b, stride, padding).data).min() > 1e-3)   # away from the kink at 0
-    assert gradcheck(lambda *t: F.conv2d_relu(*t, stride, padding), x, w, b)
+    scale = randn(seed + 3, w_shape[3]) if with_scale else None
+    z = F.conv2d(x, w, None, stride, padding).data * (1 if scale is None else scale) + b
+    out = F.conv2d_relu(x, w, b, stride, padding, scale=scale).data
+    if scale is None:
+        np.testing.assert_array_equal(out, np.maximum(z, 0))
+    else:
+        np.testing.assert_allclose(out, np.maximum(z, 0), rtol=1e-12, atol=1e-12)
+    assume(np.abs(z).min() > 1e-3)   # away from the kink at 0
+    assert gradcheck(lambda *t: F.conv2d_relu(*t, stride, padding, scale=scale), x, w, b)
+
+
+def test_conv2d_scale_is_a_constant_of_the_output_channels():
+    x, w = np.ones((1, 4, 4, 2)), np.ones((3, 3, 2, 5))
+    with pytest.raises(ValueError, match=r"conv2d: scale must have shape \(5,\), got \(2,\)"):
+        F.conv2d_relu(x, w, scale=np.ones(2))
+    with pytest.raises(TypeError, match="scale is a constant"):
+        F.conv2d_relu(x, w, scale=Tensor(np.ones(5), requires_grad=True))
 
 
 def test_conv_algorithm_auto_picks_winograd_for_wide_3x3_only():

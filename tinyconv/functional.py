@@ -403,32 +403,46 @@ def conv2d(x, w, b=None, stride=1, padding=0):
 
     stride: int or (sh, sw). padding: int, (ph, pw), ((top, bottom), (left, right)), 'valid' or 'same'.
     """
-    return Tensor.from_op(*_conv2d(x, w, b, stride, padding), "conv2d")
+    out, parents, vjp = _conv2d(x, w, b, stride, padding)
+    if b is not None:
+        out += parents[2].data
+    return Tensor.from_op(out, parents, vjp, "conv2d")
 
 
-def conv2d_relu(x, w, b=None, stride=1, padding=0):
-    """relu(conv2d(x, w, b, stride, padding)) as one op that keeps only its output, for the memory of large images.
+def conv2d_relu(x, w, b=None, stride=1, padding=0, scale=None):
+    """relu(conv2d(x, w) * scale + b) as one op that keeps only its output, for the memory of large images.
 
+    scale: None (1) or a constant (Cout,) array, e.g. an inference batch norm folded in (nn.BatchNorm2d.affine:
+    conv(x, w) * scale + shift = conv(x, w * scale) + shift, without rewriting the kernel).
     The pair relu(conv2d(...)) keeps the convolution's output, the ReLU's output and its mask until backward; here
-    the ReLU is applied in place and the mask is read back from the output (out > 0 exactly where the convolution
-    was > 0): 4 bytes per float32 value instead of 9.
+    scale, bias and ReLU are one in-place pass over the output (kernels/activation.py) and the mask is read back
+    from the output (out > 0 exactly where the convolution was > 0): 4 bytes per float32 value instead of 9.
     """
-    out, parents, conv_vjp = _conv2d(x, w, b, stride, padding)
-    np.maximum(out, 0, out=out)
+    out, parents, conv_vjp = _conv2d(x, w, b, stride, padding, scale)
+    channels, dtype = out.shape[3], out.dtype
+    scale = np.ones(channels, dtype) if scale is None else as_array(scale, dtype)
+    activation_kernels.scale_shift_relu(out, scale, np.zeros(channels, dtype) if b is None else parents[2].data)
 
-    def vjp(g):  # d relu(z)/dz = 1[z > 0] = 1[out > 0], then conv2d's VJP
+    def vjp(g):  # d relu(z)/dz = 1[z > 0] = 1[out > 0], then the VJP of z = conv2d(x, w) * scale + b
         return conv_vjp(g * (out > 0))
     return Tensor.from_op(out, parents, vjp, "conv2d_relu")
 
 
-def _conv2d(x, w, b, stride, padding):
-    """(output ndarray, parents, VJP) of conv2d: shared by conv2d and conv2d_relu."""
+def _conv2d(x, w, b, stride, padding, scale=None):
+    """(conv(x, w) ndarray without scale and bias, parents, VJP of z = conv(x, w) * scale + b): shared by conv2d
+    and conv2d_relu, which apply the bias (and the scale) to the output."""
     x, w = tensor(x), tensor(w)
     if w.ndim != 4:
         raise ValueError(f"conv2d: kernel must be (kh, kw, in, out), got shape {w.shape}")
     if x.dtype != w.dtype:
         raise TypeError(f"conv2d: input is {x.dtype} but kernel is {w.dtype}; cast one of them")
     stride, pads, _ = geometry.conv_window(x.shape, w.shape, stride, padding)
+    if scale is not None:
+        if isinstance(scale, Tensor) and scale.requires_grad:
+            raise TypeError("conv2d: the scale is a constant and cannot require grad")
+        scale = as_array(scale, x.dtype)
+        if scale.shape != (w.shape[3],):
+            raise ValueError(f"conv2d: scale must have shape ({w.shape[3]},), got {scale.shape}")
     xd, wd = np.ascontiguousarray(x.data), np.ascontiguousarray(w.data)
     forward, grad_input = CONV_PATHS[conv_algorithm(x.shape, w.shape, stride, pads)]
     out = forward(xd, wd, stride, pads)
@@ -437,15 +451,14 @@ def _conv2d(x, w, b, stride, padding):
         b = tensor(b, x.dtype)
         if b.shape != (w.shape[3],):
             raise ValueError(f"conv2d: bias must have shape ({w.shape[3]},), got {b.shape}")
-        out += b.data
         parents = (x, w, b)
 
     def vjp(g):
-        # y = x * w (correlation):  dx = g correlated with the flipped kernel ("full"), dw = x correlated with g,
-        # db = g summed over batch and positions
-        g = np.ascontiguousarray(g)
-        gx = grad_input(g, wd, x.shape, stride, pads) if x.requires_grad else None
-        gw = conv_kernels.conv2d_grad_weight(xd, g, w.shape, stride, pads) if w.requires_grad else None
+        # z = (x * w) scale + b, * a correlation:  gc = g scale;  dx = gc correlated with the flipped kernel
+        # ("full"), dw = x correlated with gc, db = g summed over batch and positions
+        gc = np.ascontiguousarray(g if scale is None else g * scale)
+        gx = grad_input(gc, wd, x.shape, stride, pads) if x.requires_grad else None
+        gw = conv_kernels.conv2d_grad_weight(xd, gc, w.shape, stride, pads) if w.requires_grad else None
         if b is None:
             return gx, gw
         return gx, gw, g.sum(axis=(0, 1, 2)) if b.requires_grad else None

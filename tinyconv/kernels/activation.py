@@ -14,3 +14,17 @@ def prelu_forward(x, slope):
             v = flat[i, c]
             out[i, c] = v if v > 0 else v * slope[c]
     return out.reshape(x.shape)
+
+
+@njit(parallel=True, cache=True)
+def scale_shift_relu(y, scale, shift):
+    """y = max(y * scale + shift, 0) in place, per channel (the last axis): a convolution's bias (and a folded
+    inference batch norm) and its ReLU in one pass. y (..., C) C-contiguous; scale, shift (C,) of y's dtype."""
+    channels = scale.shape[0]
+    flat = y.reshape(-1, channels)
+    for i in prange(flat.shape[0]):
+        row = flat[i]
+        for c in range(channels):
+            v = row[c] * scale[c] + shift[c]
+            row[c] = 0 if v < 0 else v
+    return y
