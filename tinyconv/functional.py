@@ -154,6 +154,22 @@ def relu(x):
     return Tensor.from_op(out, (x,), lambda g: (g * (out > 0),), "relu")  # d relu/dx = 1[x>0] = 1[relu(x)>0]
 
 
+def add_relu(x, y, scale=1.0):
+    """relu(x + scale * y) in one pass, without the two intermediate arrays: the residual connection of
+    Inception-ResNet (x the block's input, y its branches' output, scale a number). x and y of one shape."""
+    x, y = _pair(x, y)
+    if x.shape != y.shape:
+        raise ValueError(f"add_relu: shapes {x.shape} and {y.shape} differ")
+    scale = x.dtype.type(scale)
+    out = activation_kernels.add_relu(np.ascontiguousarray(x.data), np.ascontiguousarray(y.data), scale,
+                                      np.empty(x.shape, x.dtype))
+
+    def vjp(g):  # z = x + s y, out = relu(z):  dx = g 1[z > 0],  dy = s g 1[z > 0]   (1[z > 0] = 1[out > 0])
+        gz = g * (out > 0)
+        return gz, scale * gz
+    return Tensor.from_op(out, (x, y), vjp, "add_relu")
+
+
 def maximum(a, b):
     """Elementwise max; where a == b the gradient is split half and half."""
     a, b = _pair(a, b)

@@ -28,3 +28,14 @@ def scale_shift_relu(y, scale, shift):
             v = row[c] * scale[c] + shift[c]
             row[c] = 0 if v < 0 else v
     return y
+
+
+@njit(parallel=True, cache=True)
+def add_relu(x, y, scale, out):
+    """out = max(x + scale * y, 0): a residual connection and its ReLU in one pass. x, y, out C-contiguous, one
+    shape and dtype; scale a number of that dtype."""
+    xf, yf, of = x.reshape(-1), y.reshape(-1), out.reshape(-1)
+    for i in prange(of.size):
+        v = xf[i] + scale * yf[i]
+        of[i] = 0 if v < 0 else v
+    return out

@@ -65,7 +65,7 @@ class Block35(nn.Module):
 
     def forward(self, x):
         mixed = F.concat([self.branch_0(x), chain(self.branch_1, x), chain(self.branch_2, x)], axis=-1)
-        return F.relu(x + self.scale * self.up(mixed))
+        return F.add_relu(x, self.up(mixed), self.scale)   # relu(x + scale * up(mixed))
 
 
 class Block17(nn.Module):
@@ -83,7 +83,7 @@ class Block17(nn.Module):
 
     def forward(self, x):
         mixed = F.concat([self.branch_0(x), chain(self.branch_1, x)], axis=-1)
-        return F.relu(x + self.scale * self.up(mixed))
+        return F.add_relu(x, self.up(mixed), self.scale)   # relu(x + scale * up(mixed))
 
 
 class Block8(nn.Module):
@@ -101,8 +101,8 @@ class Block8(nn.Module):
 
     def forward(self, x):
         mixed = F.concat([self.branch_0(x), chain(self.branch_1, x)], axis=-1)
-        out = x + self.scale * self.up(mixed)
-        return F.relu(out) if self.activation else out
+        up = self.up(mixed)
+        return F.add_relu(x, up, self.scale) if self.activation else x + self.scale * up
 
 
 class ReductionA(nn.Module):
