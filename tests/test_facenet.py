@@ -65,6 +65,17 @@ def test_folded_batch_norm_encodes_as_the_layers_one_by_one(weights_file):
     assert np.abs(encodings[1] - encodings[0]).max() > 0.01            # the changes were seen
 
 
+def test_no_layer_takes_winograd_4x4(monkeypatch):
+    """F(4x4)'s float32 error would move a face's encodings between a batch and alone past the course's 1e-6
+    (functional.conv_algorithm): at 160 px FaceNet's convolutions take im2col or F(2x2) only."""
+    picked = []
+    choose = F.conv_algorithm
+    monkeypatch.setattr(F, "conv_algorithm", lambda *shapes: picked.append(choose(*shapes)) or picked[-1])
+    with no_grad():
+        InceptionResNetV1().eval()(Tensor(np.zeros((2, 160, 160, 3), np.float32)))
+    assert len(picked) == 132 and "winograd2" in picked and "winograd4" not in picked
+
+
 def test_residual_scales_come_from_the_weights_file(weights_file, tmp_path):
     """Every residual block takes its scale from the file's residual_scales attribute, not from the code."""
     path = tmp_path / "facenet.h5"

@@ -279,11 +279,15 @@ def test_conv2d_scale_is_a_constant_of_the_output_channels():
 
 
 def test_conv_algorithm_auto_picks_winograd_for_wide_3x3_only():
-    same = ((1, 1), (1, 1))
+    same, valid = ((1, 1), (1, 1)), ((0, 0), (0, 0))
     assert F.conv_algorithm((1, 224, 224, 64), (3, 3, 64, 64), (1, 1), same) == "winograd2"
     assert F.conv_algorithm((32, 35, 35, 32), (3, 3, 32, 48), (1, 1), same) == "winograd2"
-    assert F.conv_algorithm((1, 28, 28, 512), (3, 3, 512, 512), (1, 1), same) == "im2col"      # many channels
-    assert F.conv_algorithm((1, 14, 14, 64), (3, 3, 64, 64), (1, 1), same) == "im2col"        # small image
+    assert F.conv_algorithm((32, 38, 38, 80), (3, 3, 80, 192), (1, 1), valid) == "winograd2"   # FaceNet's stem
+    assert F.conv_algorithm((1, 56, 56, 128), (3, 3, 128, 256), (1, 1), same) == "winograd4"
+    assert F.conv_algorithm((1, 64, 64, 512), (3, 3, 512, 512), (1, 1), same) == "winograd4"
+    assert F.conv_algorithm((1, 28, 28, 512), (3, 3, 512, 512), (1, 1), same) == "winograd2"   # 48x48 for F(4x4)
+    assert F.conv_algorithm((64, 28, 28, 512), (3, 3, 512, 512), (1, 1), same) == "winograd2"  # never by the batch
+    assert F.conv_algorithm((32, 17, 17, 192), (3, 3, 192, 192), (1, 1), same) == "im2col"     # small image
     assert F.conv_algorithm((1, 224, 224, 3), (3, 3, 3, 64), (1, 1), same) == "im2col"        # RGB input
     assert F.conv_algorithm((1, 56, 56, 64), (3, 3, 64, 64), (2, 2), same) == "im2col"        # stride 2
     assert F.conv_algorithm((1, 17, 17, 128), (1, 7, 128, 128), (1, 1), ((0, 0), (3, 3))) == "im2col"

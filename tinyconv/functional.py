@@ -394,24 +394,34 @@ CONV_PATHS = {            # name -> (forward, grad_input) kernels, conv.conv2d_f
 def conv_algorithm(x_shape, w_shape, stride, pads):
     """The name of the CONV_PATHS entry conv2d uses for the forward pass and the input gradient of this shape.
 
-    "auto": Winograd F(2x2, 3x3) (kernels/winograd.py) for 3x3 stride-1 kernels with 16 to 128 input and output
-    channels on outputs of at least 24x24 pixels: many tiles and short products, where it measured faster than
-    im2col (VGG conv1_2 at 224 px: 158 vs 488 ms). With more channels its products get few rows for their size
-    and measured slower (conv3_1: 140 vs 85 ms, conv4_2: 741 vs 147 ms, 2 threads, load 7-9); small images and
-    RGB inputs stay with im2col too. F(4x4, 3x3) does fewer multiplications
-    but its float32 error is 10x larger (README, Speed): FaceNet's self-distances then exceed 1e-6, so it is only
-    used when asked for. "im2col" (kernels/conv.py) is the general case and the reference.
-    CONV_ALGORITHM = "im2col", "winograd2" or "winograd4" forces that path (Winograd only where it applies).
-    The kernel gradient always uses conv.conv2d_grad_weight.
+    "auto", for 3x3 stride-1 kernels (every other kernel takes im2col), by the channel counts and the output size
+    per image, never by the batch size (an image gets the same arithmetic alone or in a batch). Measured forward
+    times in process on 2 cores (ms):
+    - Winograd F(4x4, 3x3) when both channel counts are at least 128 and the output at least 48x48: the fewest
+      multiplications. VGG conv3_1 at 224 px 12.2 (F(2x2) 12.5, im2col 19.0); at 512 px (style transfer)
+      conv2_2 to conv4_3 1.6-3.6x im2col's speed, 1.3-1.9x F(2x2)'s. Its float32 error is 5x F(2x2)'s
+      (winograd.py): harmless for style transfer, but F(4x4) on any FaceNet layer moved a face's distance
+      between its encoding in a batch and alone from 6e-7 to 1.2e-6 (the course's check is 1e-6); no FaceNet
+      layer has 128 channels on both sides at 48x48 (tests/test_facenet.py checks that none takes it).
+    - Winograd F(2x2, 3x3) when both channel counts are at least 16 and the output at least 24x24: VGG conv1_2
+      at 224 px 55 (im2col 77), conv4_2 25 (31; F(4x4)'s kernel transform, 4x the kernel, costs more than it
+      saves on 28x28), FaceNet at batch 32: 38x38 80->192 103 (138), 79x79 32->32 93 (111); 77x77 32->64 166-203
+      against 157-174 is kept too (with im2col on the stem the batch/alone distance above rose to 1.3e-6).
+      Smaller outputs stay with im2col (FaceNet's 17x17 192->192: F(2x2) 46 against 62-69 at batch 32, but the
+      distance above rose to 1.1e-6).
+    - im2col (kernels/conv.py) otherwise: small images, few channels, RGB inputs. It is the general case and the
+      reference. CONV_ALGORITHM = "im2col", "winograd2" or "winograd4" forces that path (Winograd only where it
+      applies). The kernel gradient always uses conv.conv2d_grad_weight.
     """
     if CONV_ALGORITHM == "im2col" or not winograd_kernels.supports(w_shape, stride, pads):
         return "im2col"
     if CONV_ALGORITHM != "auto":
         return CONV_ALGORITHM
-    out_side = builtins.min(x_shape[1] + builtins.sum(pads[0]) - 2, x_shape[2] + builtins.sum(pads[1]) - 2)
-    channels = w_shape[2:]
-    return "winograd2" if 16 <= builtins.min(channels) and builtins.max(channels) <= 128 and out_side >= 24 \
-        else "im2col"
+    channels = builtins.min(w_shape[2:])
+    side = builtins.min(x_shape[1] + builtins.sum(pads[0]) - 2, x_shape[2] + builtins.sum(pads[1]) - 2)
+    if channels >= 128 and side >= 48:
+        return "winograd4"
+    return "winograd2" if channels >= 16 and side >= 24 else "im2col"
 
 
 def conv2d(x, w, b=None, stride=1, padding=0):
