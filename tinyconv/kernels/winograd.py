@@ -23,8 +23,11 @@ in/out swapped, padded 2 - pt, 2 - pb, ... (see conv.conv2d_grad_input). The gra
 kernel stays with im2col (conv.conv2d_grad_weight): a Winograd version (the adjoints of the three stages, git
 history a5e7392) measured 1.5-20x slower, its products being long and thin (C x tiles) @ (tiles x O).
 
-The tiles are processed in chunks of tile rows so V and M stay a few MB (a large image would otherwise move tens
-of MB through memory per transform), in work buffers reused between calls.
+The tiles are processed in chunks of tile rows so V stays near CHUNK_BYTES (a large image would otherwise move
+hundreds of MB through memory per transform), in work buffers reused between calls. Each chunk makes a*a BLAS
+calls: on a machine whose other core is busy, every call waits for its second thread (VGG conv1_2 at 512 px took
+4.4 s instead of 0.29 s beside another process), so chunks are not made smaller than that: 16 MB measured no
+slower than 2-8 MB on a quiet machine.
 """
 import numpy as np
 from numba import njit, prange
@@ -60,7 +63,7 @@ MATRICES = {  # m -> (BT, G, AT), interpolation points 0, 1, -1 (, 1/2, -2) and 
                   [0, 1, -1, 1 / 8, -8, 1]], np.float64)),
 }
 ERROR_BOUND = {2: 2e-6, 4: 1e-5}   # float32 max |y - y64| / max |y64| (documented bound, tested)
-CHUNK_BYTES = 8 << 20         # target size of V for one chunk of tile rows ...
+CHUNK_BYTES = 16 << 20        # target size of V for one chunk of tile rows ...
 MIN_CHUNK_TILES = 1024        # ... unless that leaves fewer tiles (rows of each matrix product) than this: each
                               # product is one BLAS call, and a short one runs badly on 2 threads
 
