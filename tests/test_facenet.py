@@ -46,6 +46,36 @@ def test_pretrained_model_encodes_160px_images(weights_file):
     assert not np.allclose(y.data[0], y.data[1])
 
 
+def test_folded_batch_norm_encodes_as_the_layers_one_by_one(weights_file):
+    """Without gradients each ConvBN folds its batch norm into the convolution; with gradients it runs conv, batch
+    norm and relu as written. Same encodings within float32 noise, also after weights change in place."""
+    model = facenet(weights_file("facenet"))
+    x = np.random.default_rng(0).random((2, 96, 96, 3), dtype=np.float32)
+    state, encodings = model.state_dict(), []
+    for _ in range(2):
+        with no_grad():
+            folded = model(Tensor(x)).data
+        layers = model(Tensor(x)).data
+        assert layers.dtype == folded.dtype == np.float32
+        np.testing.assert_allclose(folded, layers, rtol=0, atol=1e-5 * np.abs(layers).max())
+        encodings.append(folded)
+        state["Conv2d_4a_3x3_BatchNorm/moving_variance"] *= 2      # in place, as an optimiser or load_state_dict
+        state["Conv2d_4a_3x3_BatchNorm/beta"] += 0.5
+        state["Block17_2_Branch_1_Conv2d_0b_1x7/kernel"] *= -1
+    assert np.abs(encodings[1] - encodings[0]).max() > 0.01            # the changes were seen
+
+
+def test_no_layer_takes_winograd_4x4(monkeypatch):
+    """F(4x4)'s float32 error would move a face's encodings between a batch and alone past the course's 1e-6
+    (functional.conv_algorithm): at 160 px FaceNet's convolutions take im2col or F(2x2) only."""
+    picked = []
+    choose = F.conv_algorithm
+    monkeypatch.setattr(F, "conv_algorithm", lambda *shapes: picked.append(choose(*shapes)) or picked[-1])
+    with no_grad():
+        InceptionResNetV1().eval()(Tensor(np.zeros((2, 160, 160, 3), np.float32)))
+    assert len(picked) == 132 and "winograd2" in picked and "winograd4" not in picked
+
+
 def test_residual_scales_come_from_the_weights_file(weights_file, tmp_path):
     """Every residual block takes its scale from the file's residual_scales attribute, not from the code."""
     path = tmp_path / "facenet.h5"

@@ -40,6 +40,17 @@ def test_binary_ops_broadcast_gradients(shapes, seed, op):
     assert gradcheck(fn, a, b)
 
 
+@given(small_shapes, seeds, st.floats(-2, 2))
+def test_add_relu_is_relu_of_x_plus_scaled_y(shape, seed, scale):
+    x, y = randn(seed, shape), randn(seed + 1, shape)
+    z = x + scale * y
+    np.testing.assert_array_equal(F.add_relu(x, y, scale).data, np.maximum(z, 0))
+    assume(np.abs(z).min() > 1e-3)   # away from the kink at 0
+    assert gradcheck(lambda a, b: F.add_relu(a, b, scale), x, y)
+    with pytest.raises(ValueError, match=r"add_relu: shapes \(2, 3\) and \(3,\) differ"):
+        F.add_relu(np.ones((2, 3)), np.ones(3))
+
+
 @given(small_shapes, seeds, st.sampled_from(["neg", "exp", "log", "sqrt", "relu", "sigmoid", "tanh", "clip"]))
 def test_unary_ops_gradients(shape, seed, op):
     x = randn(seed, shape)
@@ -255,22 +266,40 @@ def test_conv2d_forward_and_gradients(algorithm, data, seed, with_bias):
         assert gradcheck(lambda *t: F.conv2d(*t[:2], t[2] if len(t) > 2 else None, stride, padding), *inputs)
 
 
-@given(st.data(), seeds)
-def test_conv2d_relu_is_relu_of_conv2d(data, seed):
+@given(st.data(), seeds, st.booleans())
+def test_conv2d_relu_is_relu_of_conv2d(data, seed, with_scale):
+    """relu(conv2d(x, w) * scale + b); scale (a folded batch norm) is a constant: no gradient of its own."""
     x_shape, w_shape, stride, padding = data.draw(conv_case(winograd=False))
     x, w, b = randn(seed, x_shape), randn(seed + 1, w_shape), randn(seed + 2, w_shape[3])
-    expected = F.relu(F.conv2d(x, w, b, stride, padding)).data
-    np.testing.assert_array_equal(F.conv2d_relu(x, w, b, stride, padding).data, expected)
-    assume(np.abs(F.conv2d(x, w, b, stride, padding).data).min() > 1e-3)   # away from the kink at 0
-    assert gradcheck(lambda *t: F.conv2d_relu(*t, stride, padding), x, w, b)
+    scale = randn(seed + 3, w_shape[3]) if with_scale else None
+    z = F.conv2d(x, w, None, stride, padding).data * (1 if scale is None else scale) + b
+    out = F.conv2d_relu(x, w, b, stride, padding, scale=scale).data
+    if scale is None:
+        np.testing.assert_array_equal(out, np.maximum(z, 0))
+    else:
+        np.testing.assert_allclose(out, np.maximum(z, 0), rtol=1e-12, atol=1e-12)
+    assume(np.abs(z).min() > 1e-3)   # away from the kink at 0
+    assert gradcheck(lambda *t: F.conv2d_relu(*t, stride, padding, scale=scale), x, w, b)
+
+
+def test_conv2d_scale_is_a_constant_of_the_output_channels():
+    x, w = np.ones((1, 4, 4, 2)), np.ones((3, 3, 2, 5))
+    with pytest.raises(ValueError, match=r"conv2d: scale must have shape \(5,\), got \(2,\)"):
+        F.conv2d_relu(x, w, scale=np.ones(2))
+    with pytest.raises(TypeError, match="scale is a constant"):
+        F.conv2d_relu(x, w, scale=Tensor(np.ones(5), requires_grad=True))
 
 
 def test_conv_algorithm_auto_picks_winograd_for_wide_3x3_only():
-    same = ((1, 1), (1, 1))
+    same, valid = ((1, 1), (1, 1)), ((0, 0), (0, 0))
     assert F.conv_algorithm((1, 224, 224, 64), (3, 3, 64, 64), (1, 1), same) == "winograd2"
     assert F.conv_algorithm((32, 35, 35, 32), (3, 3, 32, 48), (1, 1), same) == "winograd2"
-    assert F.conv_algorithm((1, 28, 28, 512), (3, 3, 512, 512), (1, 1), same) == "im2col"      # many channels
-    assert F.conv_algorithm((1, 14, 14, 64), (3, 3, 64, 64), (1, 1), same) == "im2col"        # small image
+    assert F.conv_algorithm((32, 38, 38, 80), (3, 3, 80, 192), (1, 1), valid) == "winograd2"   # FaceNet's stem
+    assert F.conv_algorithm((1, 56, 56, 128), (3, 3, 128, 256), (1, 1), same) == "winograd4"
+    assert F.conv_algorithm((1, 64, 64, 512), (3, 3, 512, 512), (1, 1), same) == "winograd4"
+    assert F.conv_algorithm((1, 28, 28, 512), (3, 3, 512, 512), (1, 1), same) == "winograd2"   # 48x48 for F(4x4)
+    assert F.conv_algorithm((64, 28, 28, 512), (3, 3, 512, 512), (1, 1), same) == "winograd2"  # never by the batch
+    assert F.conv_algorithm((32, 17, 17, 192), (3, 3, 192, 192), (1, 1), same) == "im2col"     # small image
     assert F.conv_algorithm((1, 224, 224, 3), (3, 3, 3, 64), (1, 1), same) == "im2col"        # RGB input
     assert F.conv_algorithm((1, 56, 56, 64), (3, 3, 64, 64), (2, 2), same) == "im2col"        # stride 2
     assert F.conv_algorithm((1, 287, 383, 16), (3, 3, 16, 32), (1, 1), ((0, 0), (0, 0))) == "im2col"  # direct
@@ -440,6 +469,7 @@ FLOAT32_CASES = {
     "clip": lambda t, s: F.clip(t, -0.5, 0.5),
     "sum": lambda t, s: F.sum(t, axis=(1, 2)),
     "mean": lambda t, s: F.mean(t, axis=-1),
+    "add_relu": lambda t, s: F.add_relu(t, 2.0 * t, 0.5),
     "max": lambda t, s: F.max(F.relu(t), axis=(1, 2)),    # ties at 0: the shared case
     "matmul": lambda t, s: F.matmul(t, F.transpose(t, 0, 1, 3, 2)),
     "gram": lambda t, s: F.gram(F.reshape(t, -1, s[-1])),

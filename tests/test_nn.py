@@ -62,6 +62,20 @@ def test_batchnorm_train_uses_batch_statistics_and_updates_running_ones():
     np.testing.assert_array_equal(bn.named_buffers()["moving_mean"], before)
 
 
+@pytest.mark.parametrize("scale, center", [(True, True), (False, True), (True, False)])
+def test_batchnorm_affine_is_the_inference_batch_norm(scale, center):
+    """(scale, shift) of the current values: x * scale + shift is the inference batch norm, after any change."""
+    bn = nn.BatchNorm2d(3, scale=scale, center=center).astype(np.float64).eval()
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 4, 4, 3))
+    for _ in range(2):
+        for key, value in bn.state_dict().items():
+            value[...] = rng.uniform(0.5, 2.0, 3) if key.endswith("variance") else rng.standard_normal(3)
+        s, t = bn.affine(np.float64)
+        np.testing.assert_allclose(x * s + t, bn(x).data, rtol=1e-12, atol=1e-12)
+    assert [a.dtype for a in bn.affine()] == [np.float32, np.float32]
+
+
 def test_whole_module_gradient_in_float64():
     net = TinyNet().astype(np.float64).eval()
     x = np.random.default_rng(2).standard_normal((2, 5, 5, 3))

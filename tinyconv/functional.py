@@ -154,6 +154,22 @@ def relu(x):
     return Tensor.from_op(out, (x,), lambda g: (g * (out > 0),), "relu")  # d relu/dx = 1[x>0] = 1[relu(x)>0]
 
 
+def add_relu(x, y, scale=1.0):
+    """relu(x + scale * y) in one pass, without the two intermediate arrays: the residual connection of
+    Inception-ResNet (x the block's input, y its branches' output, scale a number). x and y of one shape."""
+    x, y = _pair(x, y)
+    if x.shape != y.shape:
+        raise ValueError(f"add_relu: shapes {x.shape} and {y.shape} differ")
+    scale = x.dtype.type(scale)
+    out = activation_kernels.add_relu(np.ascontiguousarray(x.data), np.ascontiguousarray(y.data), scale,
+                                      np.empty(x.shape, x.dtype))
+
+    def vjp(g):  # z = x + s y, out = relu(z):  dx = g 1[z > 0],  dy = s g 1[z > 0]   (1[z > 0] = 1[out > 0])
+        gz = g * (out > 0)
+        return gz, scale * gz
+    return Tensor.from_op(out, (x, y), vjp, "add_relu")
+
+
 def maximum(a, b):
     """Elementwise max; where a == b the gradient is split half and half."""
     a, b = _pair(a, b)
@@ -387,17 +403,26 @@ CONV_PATHS = {            # name -> (forward, grad_input) kernels, conv.conv2d_f
 def conv_algorithm(x_shape, w_shape, stride, pads):
     """The name of the CONV_PATHS entry conv2d uses for the forward pass and the input gradient of this shape.
 
-    "auto": Winograd F(2x2, 3x3) (kernels/winograd.py) for 3x3 stride-1 kernels with 16 to 128 input and output
-    channels on outputs of at least 24x24 pixels: many tiles and short products, where it measured faster than
-    im2col (VGG conv1_2 at 224 px: 158 vs 488 ms). With more channels its products get few rows for their size
-    and measured slower (conv3_1: 140 vs 85 ms, conv4_2: 741 vs 147 ms, 2 threads, load 7-9); small images and
-    RGB inputs stay with im2col too. F(4x4, 3x3) does fewer multiplications
-    but its float32 error is 10x larger (README, Speed): FaceNet's self-distances then exceed 1e-6, so it is only
-    used when asked for. "im2col" (kernels/conv.py) is the general case and the reference; it also holds the direct
-    kernel that stride-1 convolutions with at most conv.DIRECT_MAX_C input channels take, which measured faster than
-    Winograd there (MTCNN P-Net's 16 -> 32 at 381x285: 19.8 against 34.6 ms).
-    CONV_ALGORITHM = "im2col", "winograd2" or "winograd4" forces that path (Winograd only where it applies).
-    The kernel gradient always uses conv.conv2d_grad_weight.
+    "auto", for 3x3 stride-1 kernels (every other kernel takes im2col), by the channel counts and the output size
+    per image, never by the batch size (an image gets the same arithmetic alone or in a batch). Measured forward
+    times in process on 2 cores (ms):
+    - Winograd F(4x4, 3x3) when both channel counts are at least 128 and the output at least 48x48: the fewest
+      multiplications. VGG conv3_1 at 224 px 12.2 (F(2x2) 12.5, im2col 19.0); at 512 px (style transfer)
+      conv2_2 to conv4_3 1.6-3.6x im2col's speed, 1.3-1.9x F(2x2)'s. Its float32 error is 5x F(2x2)'s
+      (winograd.py): harmless for style transfer, but F(4x4) on any FaceNet layer moved a face's distance
+      between its encoding in a batch and alone from 6e-7 to 1.2e-6 (the course's check is 1e-6); no FaceNet
+      layer has 128 channels on both sides at 48x48 (tests/test_facenet.py checks that none takes it).
+    - Winograd F(2x2, 3x3) when both channel counts are at least 16 and the output at least 24x24: VGG conv1_2
+      at 224 px 55 (im2col 77), conv4_2 25 (31; F(4x4)'s kernel transform, 4x the kernel, costs more than it
+      saves on 28x28), FaceNet at batch 32: 38x38 80->192 103 (138), 79x79 32->32 93 (111); 77x77 32->64 166-203
+      against 157-174 is kept too (with im2col on the stem the batch/alone distance above rose to 1.3e-6).
+      Smaller outputs stay with im2col (FaceNet's 17x17 192->192: F(2x2) 46 against 62-69 at batch 32, but the
+      distance above rose to 1.1e-6).
+    - im2col (kernels/conv.py) otherwise: small images, few channels, RGB inputs. It is the general case and the
+      reference. It also holds the direct kernel that stride-1 convolutions with at most conv.DIRECT_MAX_C input
+      channels take, checked first: faster than Winograd there (MTCNN P-Net's 16 -> 32 at 381x285: 19.8 against
+      34.6). CONV_ALGORITHM = "im2col", "winograd2" or "winograd4" forces that path (Winograd only where it
+      applies). The kernel gradient always uses conv.conv2d_grad_weight.
     """
     if CONV_ALGORITHM == "im2col" or not winograd_kernels.supports(w_shape, stride, pads):
         return "im2col"
@@ -405,10 +430,11 @@ def conv_algorithm(x_shape, w_shape, stride, pads):
         return CONV_ALGORITHM
     if w_shape[2] <= conv_kernels.DIRECT_MAX_C:
         return "im2col"     # conv2d_forward's direct kernel: faster on few input channels (MTCNN P-Net's 16 -> 32)
-    out_side = builtins.min(x_shape[1] + builtins.sum(pads[0]) - 2, x_shape[2] + builtins.sum(pads[1]) - 2)
-    channels = w_shape[2:]
-    return "winograd2" if 16 <= builtins.min(channels) and builtins.max(channels) <= 128 and out_side >= 24 \
-        else "im2col"
+    channels = builtins.min(w_shape[2:])
+    side = builtins.min(x_shape[1] + builtins.sum(pads[0]) - 2, x_shape[2] + builtins.sum(pads[1]) - 2)
+    if channels >= 128 and side >= 48:
+        return "winograd4"
+    return "winograd2" if channels >= 16 and side >= 24 else "im2col"
 
 
 def conv2d(x, w, b=None, stride=1, padding=0):
@@ -416,32 +442,46 @@ def conv2d(x, w, b=None, stride=1, padding=0):
 
     stride: int or (sh, sw). padding: int, (ph, pw), ((top, bottom), (left, right)), 'valid' or 'same'.
     """
-    return Tensor.from_op(*_conv2d(x, w, b, stride, padding), "conv2d")
+    out, parents, vjp = _conv2d(x, w, b, stride, padding)
+    if b is not None:
+        out += parents[2].data
+    return Tensor.from_op(out, parents, vjp, "conv2d")
 
 
-def conv2d_relu(x, w, b=None, stride=1, padding=0):
-    """relu(conv2d(x, w, b, stride, padding)) as one op that keeps only its output, for the memory of large images.
+def conv2d_relu(x, w, b=None, stride=1, padding=0, scale=None):
+    """relu(conv2d(x, w) * scale + b) as one op that keeps only its output, for the memory of large images.
 
+    scale: None (1) or a constant (Cout,) array, e.g. an inference batch norm folded in (nn.BatchNorm2d.affine:
+    conv(x, w) * scale + shift = conv(x, w * scale) + shift, without rewriting the kernel).
     The pair relu(conv2d(...)) keeps the convolution's output, the ReLU's output and its mask until backward; here
-    the ReLU is applied in place and the mask is read back from the output (out > 0 exactly where the convolution
-    was > 0): 4 bytes per float32 value instead of 9.
+    scale, bias and ReLU are one in-place pass over the output (kernels/activation.py) and the mask is read back
+    from the output (out > 0 exactly where the convolution was > 0): 4 bytes per float32 value instead of 9.
     """
-    out, parents, conv_vjp = _conv2d(x, w, b, stride, padding)
-    np.maximum(out, 0, out=out)
+    out, parents, conv_vjp = _conv2d(x, w, b, stride, padding, scale)
+    channels, dtype = out.shape[3], out.dtype
+    scale = np.ones(channels, dtype) if scale is None else as_array(scale, dtype)
+    activation_kernels.scale_shift_relu(out, scale, np.zeros(channels, dtype) if b is None else parents[2].data)
 
-    def vjp(g):  # d relu(z)/dz = 1[z > 0] = 1[out > 0], then conv2d's VJP
+    def vjp(g):  # d relu(z)/dz = 1[z > 0] = 1[out > 0], then the VJP of z = conv2d(x, w) * scale + b
         return conv_vjp(g * (out > 0))
     return Tensor.from_op(out, parents, vjp, "conv2d_relu")
 
 
-def _conv2d(x, w, b, stride, padding):
-    """(output ndarray, parents, VJP) of conv2d: shared by conv2d and conv2d_relu."""
+def _conv2d(x, w, b, stride, padding, scale=None):
+    """(conv(x, w) ndarray without scale and bias, parents, VJP of z = conv(x, w) * scale + b): shared by conv2d
+    and conv2d_relu, which apply the bias (and the scale) to the output."""
     x, w = tensor(x), tensor(w)
     if w.ndim != 4:
         raise ValueError(f"conv2d: kernel must be (kh, kw, in, out), got shape {w.shape}")
     if x.dtype != w.dtype:
         raise TypeError(f"conv2d: input is {x.dtype} but kernel is {w.dtype}; cast one of them")
     stride, pads, _ = geometry.conv_window(x.shape, w.shape, stride, padding)
+    if scale is not None:
+        if isinstance(scale, Tensor) and scale.requires_grad:
+            raise TypeError("conv2d: the scale is a constant and cannot require grad")
+        scale = as_array(scale, x.dtype)
+        if scale.shape != (w.shape[3],):
+            raise ValueError(f"conv2d: scale must have shape ({w.shape[3]},), got {scale.shape}")
     xd, wd = np.ascontiguousarray(x.data), np.ascontiguousarray(w.data)
     forward, grad_input = CONV_PATHS[conv_algorithm(x.shape, w.shape, stride, pads)]
     out = forward(xd, wd, stride, pads)
@@ -450,15 +490,14 @@ def _conv2d(x, w, b, stride, padding):
         b = tensor(b, x.dtype)
         if b.shape != (w.shape[3],):
             raise ValueError(f"conv2d: bias must have shape ({w.shape[3]},), got {b.shape}")
-        out += b.data
         parents = (x, w, b)
 
     def vjp(g):
-        # y = x * w (correlation):  dx = g correlated with the flipped kernel ("full"), dw = x correlated with g,
-        # db = g summed over batch and positions
-        g = np.ascontiguousarray(g)
-        gx = grad_input(g, wd, x.shape, stride, pads) if x.requires_grad else None
-        gw = conv_kernels.conv2d_grad_weight(xd, g, w.shape, stride, pads) if w.requires_grad else None
+        # z = (x * w) scale + b, * a correlation:  gc = g scale;  dx = gc correlated with the flipped kernel
+        # ("full"), dw = x correlated with gc, db = g summed over batch and positions
+        gc = np.ascontiguousarray(g if scale is None else g * scale)
+        gx = grad_input(gc, wd, x.shape, stride, pads) if x.requires_grad else None
+        gw = conv_kernels.conv2d_grad_weight(xd, gc, w.shape, stride, pads) if w.requires_grad else None
         if b is None:
             return gx, gw
         return gx, gw, g.sum(axis=(0, 1, 2)) if b.requires_grad else None

@@ -186,6 +186,20 @@ class BatchNorm2d(Module):
         var += (1 - self.momentum) * sigma2 * (count / (count - 1) if count > 1 else 1.0)
         return F.batch_norm(x, None, None, self.gamma, self.beta, self.eps, training=True)
 
+    def affine(self, dtype=np.float32):
+        """(scale, shift), each (C,): the inference batch norm as y = x * scale + shift, with
+        scale = gamma / sqrt(moving_variance + eps) and shift = beta - moving_mean * scale (gamma 1, beta 0 when
+        absent). Computed in float64 from the current values, then cast to `dtype`. A convolution before it can take
+        it in: conv(x, w) * scale + shift = conv(x, w * scale) + shift ("folding" the batch norm)."""
+        mean, var = self._buffers["moving_mean"], self._buffers["moving_variance"]
+        scale = 1 / np.sqrt(var.astype(np.float64) + self.eps)
+        if self.gamma is not None:
+            scale = scale * self.gamma.data
+        shift = -mean * scale
+        if self.beta is not None:
+            shift = shift + self.beta.data
+        return scale.astype(dtype), shift.astype(dtype)
+
 
 class Linear(Module):
     """y = x @ kernel + bias. x (..., in) -> (..., out); kernel (in, out) as in Keras's Dense."""

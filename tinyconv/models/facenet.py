@@ -20,13 +20,16 @@ Shapes are NHWC: x is (N, H, W, 3). 160x160 is the trained size; smaller inputs 
 "valid" layer still has at least 3 pixels to look at (about 75 px and up), which keeps gradient checks fast.
 """
 import tinyconv.functional as F
-from tinyconv import nn, weights
+from tinyconv import is_grad_enabled, nn, weights
 
 
 class ConvBN(nn.Module):
     """Convolution (no bias) -> batch norm (beta only, eps 1e-3) -> relu: the unit every branch is made of.
 
-    The batch norm layer is named `<name>_BatchNorm`, as in the weights file.
+    The batch norm layer is named `<name>_BatchNorm`, as in the weights file. In inference mode without gradients
+    (encoding faces) the batch norm is folded into the convolution: relu(conv(x, w) * scale + shift), with
+    (scale, shift) from `BatchNorm2d.affine`, in one pass over the output instead of four. Anything that needs a
+    gradient (training, fine-tuning with frozen statistics, gradient checks) runs the three layers as written.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding="same", *, name):
@@ -36,7 +39,10 @@ class ConvBN(nn.Module):
         self.bn = nn.BatchNorm2d(out_channels, eps=1e-3, momentum=0.995, scale=False, name=f"{name}_BatchNorm")
 
     def forward(self, x):
-        return F.relu(self.bn(self.conv(x)))
+        if self.bn.training or is_grad_enabled():
+            return F.relu(self.bn(self.conv(x)))
+        scale, shift = self.bn.affine(self.conv.kernel.dtype)
+        return F.conv2d_relu(x, self.conv.kernel, shift, self.conv.stride, self.conv.padding, scale=scale)
 
 
 PAPER_SCALES = {"Block35": 0.17, "Block17": 0.10, "Block8": 0.20}   # until a weights file gives its own
@@ -59,7 +65,7 @@ class Block35(nn.Module):
 
     def forward(self, x):
         mixed = F.concat([self.branch_0(x), chain(self.branch_1, x), chain(self.branch_2, x)], axis=-1)
-        return F.relu(x + self.scale * self.up(mixed))
+        return F.add_relu(x, self.up(mixed), self.scale)   # relu(x + scale * up(mixed))
 
 
 class Block17(nn.Module):
@@ -77,7 +83,7 @@ class Block17(nn.Module):
 
     def forward(self, x):
         mixed = F.concat([self.branch_0(x), chain(self.branch_1, x)], axis=-1)
-        return F.relu(x + self.scale * self.up(mixed))
+        return F.add_relu(x, self.up(mixed), self.scale)   # relu(x + scale * up(mixed))
 
 
 class Block8(nn.Module):
@@ -95,8 +101,8 @@ class Block8(nn.Module):
 
     def forward(self, x):
         mixed = F.concat([self.branch_0(x), chain(self.branch_1, x)], axis=-1)
-        out = x + self.scale * self.up(mixed)
-        return F.relu(out) if self.activation else out
+        up = self.up(mixed)
+        return F.add_relu(x, up, self.scale) if self.activation else x + self.scale * up
 
 
 class ReductionA(nn.Module):
