@@ -168,7 +168,8 @@ def test_help_documents_defaults_and_the_loss_convention(capsys):
     out = capsys.readouterr().out
     assert exit_.value.code == 0
     for text in ("--original-colors", "--style-blend", "J_content = sum((a_C - a_G)^2) / (4 nH nW nC)",
-                 "--scales", "(default 3", "default 15", "60+30+15", "block4_conv2", "LOSSY", "(default 1.0)"):
+                 "--scales", "(default 3", "default 15", "60+30+15", "block4_conv2", "LOSSY", "(default 1.0)",
+                 "(default 0.001)", "(default recolored)"):
         assert text in out
 
 

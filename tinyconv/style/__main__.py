@@ -28,7 +28,7 @@ from tinyconv.style.optimisation import (StyleTransfer, coarse_to_fine, memory_e
                                          run_lbfgs, scale_iterations)
 
 DEFAULTS = dict(size=512, scales=3, iterations=15, demo_iterations=30, optimizer="lbfgs", learning_rate=2.55,
-                content_weight=1.0, style_weight=3e-3, tv_weight=2.0, content_layer=CONTENT_LAYER,
+                content_weight=1.0, style_weight=1e-3, tv_weight=2.0, content_layer=CONTENT_LAYER,
                 style_layers=",".join(f"{name}:{weight:g}" for name, weight in STYLE_LAYERS), style_scale=1.0,
                 init="recolored", pooling="max", seed=0, save_every=0, model="vgg16")
 
