@@ -12,7 +12,7 @@ from tinyconv.files import load_image, save_image
 from tinyconv.models.vgg import VGG, vgg16
 from tinyconv.style import STYLE_LAYERS
 from tinyconv.style.__main__ import main
-from tinyconv.style.images import transfer_luminance
+from tinyconv.style.images import match_colours, transfer_luminance
 from tinyconv.style.optimisation import (StyleTransfer, coarse_to_fine, memory_estimate, pyramid, run_adam,
                                          run_lbfgs, scale_iterations)
 from tinyconv.weights.architectures import ARCHITECTURES
@@ -111,6 +111,26 @@ def test_transfer_luminance_keeps_the_content_colours():
     np.testing.assert_allclose(out @ to_yiq[1:].T, CONTENT @ to_yiq[1:].T, atol=1e-9)
 
 
+def test_match_colours_gives_the_paintings_mean_and_covariance():
+    rng = np.random.default_rng(4)
+    photo = 100 + 20 * rng.standard_normal((40, 30, 3)) @ np.array([[1, 0.5, 0], [0, 1, 0.3], [0, 0, 0.5]])
+    paintings = [110 + 15 * rng.standard_normal((30, 30, 3)) @ np.array([[1, 0, 0], [0.4, 0.6, 0], [0.2, 0, 1]]),
+                 140 + 10 * rng.standard_normal((20, 25, 3))]
+
+    def moments(images, weights):      # of the pixels of the images mixed by weights
+        pixels = [i.reshape(-1, 3) for i in images]
+        mean = sum(w * p.mean(0) for w, p in zip(weights, pixels))
+        return mean, sum(w * (p - mean).T @ (p - mean) / len(p) for w, p in zip(weights, pixels))
+    for targets, weights in [(paintings[:1], None), (paintings, [0.25, 0.75])]:
+        out = match_colours(photo, targets, weights)
+        assert out.shape == photo.shape and 0 < out.min() and out.max() < 255   # nothing clipped
+        mean, cov = moments(targets, weights or [1.0])
+        np.testing.assert_allclose(out.reshape(-1, 3).mean(0), mean, atol=1e-9)
+        np.testing.assert_allclose(np.cov(out.reshape(-1, 3).T, bias=True), cov, atol=1e-8)
+    flat = match_colours(np.full((8, 8, 3), 50.0), paintings[:1])               # a flat photo: the mean colour
+    np.testing.assert_allclose(flat, np.broadcast_to(paintings[0].reshape(-1, 3).mean(0), flat.shape), atol=1e-9)
+
+
 # ----- the command line ----------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
@@ -148,7 +168,8 @@ def test_help_documents_defaults_and_the_loss_convention(capsys):
     out = capsys.readouterr().out
     assert exit_.value.code == 0
     for text in ("--original-colors", "--style-blend", "J_content = sum((a_C - a_G)^2) / (4 nH nW nC)",
-                 "--scales", "(default 3", "default 15", "60+30+15", "block4_conv2", "LOSSY", "(default 1.0)"):
+                 "--scales", "(default 3", "default 15", "60+30+15", "block4_conv2", "LOSSY", "(default 1.0)",
+                 "(default 0.001)", "(default recolored)"):
         assert text in out
 
 

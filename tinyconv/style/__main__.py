@@ -23,14 +23,14 @@ from tinyconv.files import check_writable, load_image, save_image
 from tinyconv.models.vgg import VGG
 from tinyconv.progress import Progress
 from tinyconv.style.costs import CONTENT_LAYER, STYLE_LAYERS
-from tinyconv.style.images import demo_images, fit_longest, resize, transfer_luminance
+from tinyconv.style.images import demo_images, fit_longest, match_colours, resize, transfer_luminance
 from tinyconv.style.optimisation import (StyleTransfer, coarse_to_fine, memory_estimate, pyramid, run_adam,
                                          run_lbfgs, scale_iterations)
 
 DEFAULTS = dict(size=512, scales=3, iterations=15, demo_iterations=30, optimizer="lbfgs", learning_rate=2.55,
                 content_weight=1.0, style_weight=1e-3, tv_weight=2.0, content_layer=CONTENT_LAYER,
                 style_layers=",".join(f"{name}:{weight:g}" for name, weight in STYLE_LAYERS), style_scale=1.0,
-                init="content", pooling="max", seed=0, save_every=0, model="vgg16")
+                init="recolored", pooling="max", seed=0, save_every=0, model="vgg16")
 
 CONVENTION = """\
 loss convention (the course's normalisations, activations a of shape (1, nH, nW, nC), pixels in 0..255):
@@ -94,8 +94,9 @@ def build_parser():
     p.add_argument("--style-scale", type=positive_float, default=d["style_scale"],
                    help="style images' longest side = the scale's size * style-scale (default %(default)s)")
     p.add_argument("--init", default=d["init"],
-                   help="start from 'content', 'noise' (uniform random pixels) or an image FILE (default "
-                        "%(default)s)")
+                   help="start from 'recolored' (the photo with the painting's colours: the mean and covariance "
+                        "of its pixels, a linear colour map), 'content' (the photo as it is), 'noise' (uniform "
+                        "random pixels) or an image FILE (default %(default)s)")
     p.add_argument("--original-colors", action="store_true",
                    help="keep the content's colours: transfer only the luminance")
     p.add_argument("--pooling", choices=("max", "avg"), default=d["pooling"], help="(default %(default)s)")
@@ -221,7 +222,9 @@ def prepare(args):
                          f"GiB {limit}; use a smaller --size or --style-scale")
 
     rng = np.random.default_rng(args.seed)
-    if args.init == "content":
+    if args.init == "recolored":
+        init_rgb = match_colours(content_rgb, styles_rgb, blend)
+    elif args.init == "content":
         init_rgb = content_rgb
     elif args.init == "noise":
         init_rgb = rng.uniform(0, 255, (*sizes[0], 3))

@@ -29,6 +29,25 @@ def transfer_luminance(content_rgb, styled_rgb):
     return np.concatenate([y[..., None], iq], axis=-1) @ np.linalg.inv(to_yiq).T
 
 
+def match_colours(rgb, targets, weights=None):
+    """rgb (H, W, 3) with the pixel colours of `targets` (a list of images, mixed by `weights`, default equal):
+    the linear map x -> (x - mu) C^-1/2 T^1/2 + mu_T that gives its pixels the targets' mean mu_T and covariance T
+    (C: rgb's covariance; symmetric square roots; Gatys et al. 2017's colour transfer, here towards the painting).
+    Float, clipped to 0..255."""
+    x = np.asarray(rgb, np.float64).reshape(-1, 3)
+    pixels = [np.asarray(t, np.float64).reshape(-1, 3) for t in targets]
+    w = np.ones(len(pixels)) if weights is None else np.asarray(weights, np.float64)
+    w = w / w.sum()
+    mu_t = sum(wi * p.mean(0) for wi, p in zip(w, pixels))
+    second = sum(wi * (np.cov(p.T, bias=True) + np.outer(p.mean(0), p.mean(0))) for wi, p in zip(w, pixels))
+
+    def power(c, exponent):   # of a symmetric covariance; variances under 1 level^2 count as 1 (flat images)
+        values, vectors = np.linalg.eigh(c)
+        return (vectors * np.maximum(values, 1.0) ** exponent) @ vectors.T
+    mapped = (x - x.mean(0)) @ power(np.cov(x.T, bias=True), -0.5) @ power(second - np.outer(mu_t, mu_t), 0.5)
+    return np.clip(mapped + mu_t, 0, 255).reshape(np.shape(rgb))
+
+
 def demo_images(height=96, width=128):
     """A content picture (sky, sun, hills, a house) and a style picture (yellow swirls on blue), made in code."""
     y, x = np.mgrid[0:height, 0:width] / np.array([height, width])[:, None, None]
