@@ -13,7 +13,7 @@ from tinyconv import gradcheck, weights
 from tinyconv.files import load_image, save_image
 from tinyconv.models.vgg import VGG, vgg16
 from tinyconv.style import STYLE_LAYERS
-from tinyconv.style.__main__ import main
+from tinyconv.style.__main__ import main, plan_memory
 from tinyconv.style.images import match_colours, match_histograms, transfer_luminance
 from tinyconv.style.optimisation import (StyleTransfer, coarse_to_fine, memory_estimate, pyramid, run_adam,
                                          run_lbfgs, scale_iterations)
@@ -111,23 +111,37 @@ def test_memory_estimate_counts_what_an_evaluation_allocates():
     np.random.seed(0)
     model, rng = VGG(), np.random.default_rng(7)
     layers = ["block4_conv2"] + [name for name, _ in STYLE_LAYERS]
-    for segmented in (False, True):
-        peaks, estimates = [], []
-        for height, width in [(64, 64), (96, 192)]:
-            image = lambda: model.preprocess(rng.uniform(0, 255, (height, width, 3)))   # noqa: E731
-            problem = StyleTransfer(model, image(), [image()], layers[0], STYLE_LAYERS, 1.0, 1e-3, 2.0,
-                                    segmented=segmented)
-            x = image()
-            problem.loss_and_grad(x)                     # once before tracing: kernels compiled, caches filled
+    peaks, estimates = {}, {}
+    for height, width in [(48, 64), (96, 128)]:
+        image = lambda: model.preprocess(rng.uniform(0, 255, (height, width, 3)))   # noqa: E731
+        problem, x = StyleTransfer(model, image(), [image()], layers[0], STYLE_LAYERS, 1.0, 1e-3, 2.0), image()
+        problem.loss_and_grad(x)                         # once before tracing: kernels compiled, caches filled
+        for segmented in (False, True):
+            problem.segmented = segmented
             tracemalloc.start()
             try:
                 problem.loss_and_grad(x)
-                peaks.append(tracemalloc.get_traced_memory()[1])
+                peaks[height, segmented] = tracemalloc.get_traced_memory()[1]
             finally:
                 tracemalloc.stop()
-            estimates.append(memory_estimate(model, height, width, layers, history=0, segmented=segmented))
-        assert peaks[1] - peaks[0] <= estimates[1] - estimates[0]
-        assert peaks[0] <= estimates[0] and peaks[1] <= estimates[1]
+            estimates[height, segmented] = memory_estimate(model, height, width, layers, history=0,
+                                                           segmented=segmented)
+    for segmented in (False, True):
+        assert peaks[96, segmented] - peaks[48, segmented] <= estimates[96, segmented] - estimates[48, segmented]
+        assert peaks[48, segmented] <= estimates[48, segmented] and peaks[96, segmented] <= estimates[96, segmented]
+
+
+def test_plan_memory_chooses_the_block_mode_per_scale():
+    model, layers = VGG(), ["block4_conv2"] + [name for name, _ in STYLE_LAYERS]
+    scales = [[(384, 512)], [(768, 1024), (800, 1000)]]          # per scale: its image, then its style images
+    need = {(h, w, s): memory_estimate(model, h, w, layers, segmented=s)
+            for h, w in [(384, 512), (768, 1024), (800, 1000)] for s in (False, True)}
+    large = need[800, 1000, True]                # one block at a time, the largest shape of the large scale
+    assert need[384, 512, False] < large < need[768, 1024, False]
+    assert plan_memory(model, scales, layers, 1e3) == ([False, False], need[800, 1000, False])
+    # the small scale fits whole, the large one only one block at a time; then nothing fits
+    assert plan_memory(model, scales, layers, large / 2 ** 30) == ([False, True], large)
+    assert plan_memory(model, scales, layers, need[384, 512, True] / 2 / 2 ** 30) == (None, need[384, 512, True])
 
 
 def test_transfer_luminance_keeps_the_content_colours():

@@ -94,9 +94,10 @@ def build_parser():
     p.add_argument("--style-scale", type=positive_float, default=d["style_scale"],
                    help="style images' longest side = the scale's size * style-scale (default %(default)s)")
     p.add_argument("--init", default=d["init"],
-                   help="start from 'recolored' (the photo with the painting's colours: the mean and covariance "
-                        "of its pixels, a linear colour map), 'content' (the photo as it is), 'noise' (uniform "
-                        "random pixels) or an image FILE (default %(default)s)")
+                   help="start from 'recolored' (the photo with the painting's colours: its mean, covariance "
+                        "and distribution along its colour axes; each later scale's start, the previous result "
+                        "upsampled, is recoloured again), 'content' (the photo as it is), 'noise' (uniform random "
+                        "pixels) or an image FILE (default %(default)s)")
     p.add_argument("--original-colors", action="store_true",
                    help="keep the content's colours: transfer only the luminance")
     p.add_argument("--pooling", choices=("max", "avg"), default=d["pooling"], help="(default %(default)s)")

@@ -216,13 +216,13 @@ def memory_estimate(model, height, width, layers, history=10, segmented=False):
     """Bytes a run at height x width needs, roughly (compared with the peak RSS measured at 256, 512, 1024 and
     2048 px in the README); layers: the content layer first, then the style layers.
 
-    The graph keeps, per conv layer, its output (`F.conv2d_relu`: KEPT_BYTES per value), per max pooling its output
-    and argmax (POOL_BYTES per output value) and, at the content layer, the content cost's difference and square
-    (CONTENT_BYTES; the style costs' Grams read the activations in place); backward holds the gradients and
-    temporaries of the largest layer (BACKWARD_BYTES per value: the gradients of its output and input, the style
-    cost's gradient and its reshaped copy, their sum, and what the allocator keeps); scipy's L-BFGS-B keeps a
-    work array of 2 * history + LBFGS_VECTORS float64 vectors of the image's size; the weights and Python with
-    NumPy/Numba/SciPy (BASE_BYTES) take a fixed part. `segmented` (one block's graph at a time,
+    The graph keeps, per conv layer, its output (`F.conv2d_relu`: KEPT_BYTES per value), per pooling its output
+    and, for max pooling, its argmax (POOL_BYTES per output value) and, at the content layer, the content cost's
+    difference and square (CONTENT_BYTES; the style costs' Grams read the activations in place); backward holds the
+    gradients and temporaries of the largest layer (BACKWARD_BYTES per value: the gradients of its output and
+    input, the style cost's gradient and its reshaped copy, their sum, and what the allocator keeps); scipy's
+    L-BFGS-B keeps a work array of 2 * history + LBFGS_VECTORS float64 vectors of the image's size; the weights
+    and Python with NumPy/Numba/SciPy (BASE_BYTES) take a fixed part. `segmented` (one block's graph at a time,
     `segmented_loss_and_grad`): the largest, over the blocks, of that block's graph and backward
     (BLOCK_BACKWARD_BYTES: its gradients are freed block by block) plus the float32 inputs of the blocks below it,
     still waiting for their turn.
@@ -233,10 +233,9 @@ def memory_estimate(model, height, width, layers, history=10, segmented=False):
 
     def graph(convs, backward):
         values = [sizes[c.name] for c in convs]
-        pooled = sum(sizes[c.name] * c.kernel.shape[-2] // c.kernel.shape[-1] for c in convs
-                     if c.name in model.pooled) if model.pooling == "max" else 0
-        return KEPT_BYTES * sum(values) + POOL_BYTES * pooled + CONTENT_BYTES * sizes[content] * (
-            content in [c.name for c in convs]) + backward * max(values)
+        pooled = sum(sizes[c.name] * c.kernel.shape[-2] // c.kernel.shape[-1] for c in convs if c.name in model.pooled)
+        return KEPT_BYTES * sum(values) + (POOL_BYTES if model.pooling == "max" else KEPT_BYTES) * pooled \
+            + CONTENT_BYTES * sum(sizes[c.name] for c in convs if c.name == content) + backward * max(values)
     if segmented:
         runs, below = model.segments(layers), 4 * height * width * 3
         need = 0
