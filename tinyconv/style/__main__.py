@@ -109,9 +109,9 @@ def build_parser():
                         "(lossy) copy unless you converted your own (default %(default)s)")
     p.add_argument("--weights", help="a converted weights file to use instead of the default one for --model")
     p.add_argument("--max-memory", type=positive_float, metavar="GIB",
-                   help="memory the run may use, in GiB (default: what is available now). A large image that "
+                   help="memory the run may use, in GiB (default: what is available now). A scale whose image "
                         "does not fit is computed one network block at a time (about 1.5 times slower); if even "
-                        "that does not fit, it is refused before starting")
+                        "that does not fit, the run is refused before starting")
     p.add_argument("--demo", action="store_true",
                    help="run a small complete example on images made in code (writes only -o, default "
                         "stylize_demo.png)")
