@@ -4,6 +4,8 @@ with its failures.
 The command-line runs use a VGG16 weights file of random weights written by the test (no download needed); the
 real weights are used where noted, and those tests skip when they are absent.
 """
+import tracemalloc
+
 import numpy as np
 import pytest
 
@@ -11,8 +13,8 @@ from tinyconv import gradcheck, weights
 from tinyconv.files import load_image, save_image
 from tinyconv.models.vgg import VGG, vgg16
 from tinyconv.style import STYLE_LAYERS
-from tinyconv.style.__main__ import main
-from tinyconv.style.images import match_colours, transfer_luminance
+from tinyconv.style.__main__ import main, plan_memory
+from tinyconv.style.images import match_colours, match_histograms, transfer_luminance
 from tinyconv.style.optimisation import (StyleTransfer, coarse_to_fine, memory_estimate, pyramid, run_adam,
                                          run_lbfgs, scale_iterations)
 from tinyconv.weights.architectures import ARCHITECTURES
@@ -103,6 +105,45 @@ def test_memory_estimate_grows_with_the_image():
     assert fixed >= sum(p.data.nbytes for p in model.parameters())
 
 
+def test_memory_estimate_counts_what_an_evaluation_allocates():
+    """Between two sizes, the peak of NumPy allocations during an evaluation (traced) grows by no more than the
+    estimate's per-pixel part says (whole graph and one block at a time); the fixed part covers the rest."""
+    np.random.seed(0)
+    model, rng = VGG(), np.random.default_rng(7)
+    layers = ["block4_conv2"] + [name for name, _ in STYLE_LAYERS]
+    peaks, estimates = {}, {}
+    for height, width in [(48, 64), (96, 128)]:
+        image = lambda: model.preprocess(rng.uniform(0, 255, (height, width, 3)))   # noqa: E731
+        problem, x = StyleTransfer(model, image(), [image()], layers[0], STYLE_LAYERS, 1.0, 1e-3, 2.0), image()
+        problem.loss_and_grad(x)                         # once before tracing: kernels compiled, caches filled
+        for segmented in (False, True):
+            problem.segmented = segmented
+            tracemalloc.start()
+            try:
+                problem.loss_and_grad(x)
+                peaks[height, segmented] = tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+            estimates[height, segmented] = memory_estimate(model, height, width, layers, history=0,
+                                                           segmented=segmented)
+    for segmented in (False, True):
+        assert peaks[96, segmented] - peaks[48, segmented] <= estimates[96, segmented] - estimates[48, segmented]
+        assert peaks[48, segmented] <= estimates[48, segmented] and peaks[96, segmented] <= estimates[96, segmented]
+
+
+def test_plan_memory_chooses_the_block_mode_per_scale():
+    model, layers = VGG(), ["block4_conv2"] + [name for name, _ in STYLE_LAYERS]
+    scales = [[(384, 512)], [(768, 1024), (800, 1000)]]          # per scale: its image, then its style images
+    need = {(h, w, s): memory_estimate(model, h, w, layers, segmented=s)
+            for h, w in [(384, 512), (768, 1024), (800, 1000)] for s in (False, True)}
+    large = need[800, 1000, True]                # one block at a time, the largest shape of the large scale
+    assert need[384, 512, False] < large < need[768, 1024, False]
+    assert plan_memory(model, scales, layers, 1e3) == ([False, False], need[800, 1000, False])
+    # the small scale fits whole, the large one only one block at a time; then nothing fits
+    assert plan_memory(model, scales, layers, large / 2 ** 30) == ([False, True], large)
+    assert plan_memory(model, scales, layers, need[384, 512, True] / 2 / 2 ** 30) == (None, need[384, 512, True])
+
+
 def test_transfer_luminance_keeps_the_content_colours():
     to_yiq = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
     styled = np.random.default_rng(3).uniform(0, 255, CONTENT.shape)
@@ -129,6 +170,30 @@ def test_match_colours_gives_the_paintings_mean_and_covariance():
         np.testing.assert_allclose(np.cov(out.reshape(-1, 3).T, bias=True), cov, atol=1e-8)
     flat = match_colours(np.full((8, 8, 3), 50.0), paintings[:1])               # a flat photo: the mean colour
     np.testing.assert_allclose(flat, np.broadcast_to(paintings[0].reshape(-1, 3).mean(0), flat.shape), atol=1e-9)
+
+
+def test_match_histograms_gives_the_paintings_distribution_along_its_colour_axes():
+    rng = np.random.default_rng(5)
+    photo = 100 + 20 * rng.standard_normal((30, 40, 3)) @ np.array([[1, 0.5, 0], [0, 1, 0.3], [0, 0, 0.5]])
+    # a painting of two colour clusters (near-black and yellow): far from the photo's Gaussian shape
+    dark = rng.random((40, 30, 1)) < 0.3
+    painting = np.where(dark, [30, 25, 40], [200, 170, 60]) + 8 * rng.standard_normal((40, 30, 3))
+    out = match_histograms(photo, [painting])
+    assert out.shape == photo.shape and 0 < out.min() and out.max() < 255        # nothing clipped
+    pixels = painting.reshape(-1, 3)
+    axes = np.linalg.eigh(np.cov(pixels.T, bias=True))[1]
+    mean = pixels.mean(0)
+    # as many pixels as the painting: each coordinate takes exactly the painting's values, in the photo's order
+    np.testing.assert_allclose(np.sort((out.reshape(-1, 3) - mean) @ axes, axis=0),
+                               np.sort((pixels - mean) @ axes, axis=0), atol=1e-9)
+    linear = match_colours(photo, [painting]).reshape(-1, 3)
+    for c in range(3):
+        np.testing.assert_array_equal(np.argsort((out.reshape(-1, 3) - mean) @ axes[:, c]),
+                                      np.argsort((linear - mean) @ axes[:, c]))
+    # a blend weight of 0 ignores that painting; a flat photo becomes one colour
+    np.testing.assert_allclose(match_histograms(photo, [painting, photo], [1, 0]), out, atol=1e-9)
+    flat = match_histograms(np.full((8, 8, 3), 50.0), [painting])
+    np.testing.assert_allclose(flat, np.broadcast_to(flat[0, 0], flat.shape), atol=1e-9)
 
 
 # ----- the command line ----------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The pictures of style transfer: sizes, resizing, luminance-only transfer, and the demo's images made in code.
+"""The pictures of style transfer: sizes, resizing, colour transfer (the start), luminance-only transfer, and the
+demo's images made in code.
 
 Images here are RGB arrays (H, W, 3), uint8 or float in 0..255; the network's input convention is the model's
 business (`VGG.preprocess`).
@@ -29,23 +30,52 @@ def transfer_luminance(content_rgb, styled_rgb):
     return np.concatenate([y[..., None], iq], axis=-1) @ np.linalg.inv(to_yiq).T
 
 
+def colour_moments(targets, weights=None):
+    """(pixels, w, mean, covariance): the targets' pixels as (n_i, 3) float64 arrays, their weights (`weights`,
+    default equal, scaled to sum to 1), and the mean and covariance of the mixture of their colours."""
+    pixels = [np.asarray(t, np.float64).reshape(-1, 3) for t in targets]
+    w = np.ones(len(pixels)) if weights is None else np.asarray(weights, np.float64)
+    w = w / w.sum()
+    mean = sum(wi * p.mean(0) for wi, p in zip(w, pixels))
+    second = sum(wi * (np.cov(p.T, bias=True) + np.outer(p.mean(0), p.mean(0))) for wi, p in zip(w, pixels))
+    return pixels, w, mean, second - np.outer(mean, mean)
+
+
 def match_colours(rgb, targets, weights=None):
     """rgb (H, W, 3) with the pixel colours of `targets` (a list of images, mixed by `weights`, default equal):
     the linear map x -> (x - mu) C^-1/2 T^1/2 + mu_T that gives its pixels the targets' mean mu_T and covariance T
     (C: rgb's covariance; symmetric square roots; Gatys et al. 2017's colour transfer, here towards the painting).
     Float, clipped to 0..255."""
     x = np.asarray(rgb, np.float64).reshape(-1, 3)
-    pixels = [np.asarray(t, np.float64).reshape(-1, 3) for t in targets]
-    w = np.ones(len(pixels)) if weights is None else np.asarray(weights, np.float64)
-    w = w / w.sum()
-    mu_t = sum(wi * p.mean(0) for wi, p in zip(w, pixels))
-    second = sum(wi * (np.cov(p.T, bias=True) + np.outer(p.mean(0), p.mean(0))) for wi, p in zip(w, pixels))
+    _, _, mu_t, cov_t = colour_moments(targets, weights)
 
     def power(c, exponent):   # of a symmetric covariance; variances under 1 level^2 count as 1 (flat images)
         values, vectors = np.linalg.eigh(c)
         return (vectors * np.maximum(values, 1.0) ** exponent) @ vectors.T
-    mapped = (x - x.mean(0)) @ power(np.cov(x.T, bias=True), -0.5) @ power(second - np.outer(mu_t, mu_t), 0.5)
+    mapped = (x - x.mean(0)) @ power(np.cov(x.T, bias=True), -0.5) @ power(cov_t, 0.5)
     return np.clip(mapped + mu_t, 0, 255).reshape(np.shape(rgb))
+
+
+def match_histograms(rgb, targets, weights=None):
+    """`match_colours`, then the whole distribution: along each principal axis of the targets' colours (the
+    eigenvectors of T), the mapped pixels' coordinates get the targets' distribution by quantile matching (a pixel
+    of rank r among n, ties sharing their middle rank, takes the targets' (r + 1/2)/n quantile; the targets'
+    pixels count with weight w_i / n_i). The linear map alone keeps the photo's shape of distribution: a painting's
+    near-blacks and brightest yellows do not come through. Float (H, W, 3), clipped to 0..255."""
+    x = match_colours(rgb, targets, weights).reshape(-1, 3)
+    pixels, w, mu_t, cov_t = colour_moments(targets, weights)
+    axes = np.linalg.eigh(cov_t)[1]
+    source = (x - mu_t) @ axes
+    target = np.concatenate([(p - mu_t) @ axes for p in pixels])
+    mass = np.concatenate([np.full(len(p), wi / len(p)) for wi, p in zip(w, pixels)])
+    out = np.empty_like(source)
+    for c in range(3):
+        order = np.argsort(target[:, c], kind="stable")
+        values, cdf = target[order, c], np.cumsum(mass[order]) - mass[order] / 2
+        ranked = np.sort(source[:, c])
+        rank = (np.searchsorted(ranked, source[:, c], "left") + np.searchsorted(ranked, source[:, c], "right")) / 2
+        out[:, c] = np.interp(rank / len(ranked), cdf, values)
+    return np.clip(out @ axes.T + mu_t, 0, 255).reshape(np.shape(rgb))
 
 
 def demo_images(height=96, width=128):

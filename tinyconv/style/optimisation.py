@@ -17,9 +17,12 @@ from tinyconv.style.costs import (compute_content_cost, compute_style_cost, styl
 from tinyconv.style.images import resize
 
 FIRST_STEP = 8.0       # pixel levels: see run_lbfgs
-# memory_estimate's bytes per float32 activation value kept by the graph, added at the content layer, and held by
-# backward at the largest layer; L-BFGS's extra float64 image-sized vectors; the fixed part
-KEPT_BYTES, CONTENT_BYTES, BACKWARD_BYTES, LBFGS_VECTORS, BASE_BYTES = 4, 8, 16, 8, 300 << 20
+# memory_estimate's bytes per float32 activation value kept by the graph, per value of a max pooling's output (the
+# output and its int32 argmax), added at the content layer, and held by backward at the largest layer (whole graph;
+# one block at a time); L-BFGS's extra float64 image-sized vectors; the fixed part. Fitted to the peaks measured
+# (/usr/bin/time) at 256, 512, 1024 and 2048 px (README, section Art, "Big images").
+KEPT_BYTES, POOL_BYTES, CONTENT_BYTES, BACKWARD_BYTES, BLOCK_BACKWARD_BYTES = 4, 8, 8, 25, 22
+LBFGS_VECTORS, BASE_BYTES = 5, 390 << 20
 SMALLEST_SCALE = 32   # px: the shorter side below which a coarse scale is left out (VGG pools 4 times to conv5_1)
 
 
@@ -188,17 +191,20 @@ def scale_iterations(iterations, count):
     return [iterations * 2 ** (count - 1 - k) for k in range(count)]
 
 
-def coarse_to_fine(model, init_rgb, sizes, iterations, problem_at, optimise):
+def coarse_to_fine(model, init_rgb, sizes, iterations, problem_at, optimise, recolour=None):
     """Optimise at each size in turn; returns the last problem (its `best` is the result, an input-space image).
 
     init_rgb: (H, W, 3) RGB 0..255, resized to start the first scale; each later scale starts from the previous
     result, upsampled. problem_at(height, width) -> a `StyleTransfer` at that size (its content and style images
     resized); optimise(problem, x0, iterations, scale) runs an optimiser, scale counting from 0.
+    recolour(rgb) -> rgb, if given, is applied to each scale's start (at that scale's size): the command line gives
+    the start the painting's colours there (`match_histograms`), since the optimisation drifts away from them.
     """
     rgb = init_rgb
     for k, ((height, width), n) in enumerate(zip(sizes, iterations)):
         problem = problem_at(height, width)
-        x0 = model.preprocess(resize(rgb, height, width))
+        start = resize(rgb, height, width)
+        x0 = model.preprocess(start if recolour is None else recolour(start))
         optimise(problem, x0, n, k)
         if problem.best is None:   # no evaluation ran (0 iterations): the start is the result
             problem.loss_and_grad(x0)
@@ -207,32 +213,36 @@ def coarse_to_fine(model, init_rgb, sizes, iterations, problem_at, optimise):
 
 
 def memory_estimate(model, height, width, layers, history=10, segmented=False):
-    """Bytes a run at height x width needs, roughly (compared with the peak RSS measured at 512, 1024 and 2048 px
-    in the README); layers: the content layer first, then the style layers.
+    """Bytes a run at height x width needs, roughly (compared with the peak RSS measured at 256, 512, 1024 and
+    2048 px in the README); layers: the content layer first, then the style layers.
 
-    The graph keeps, per conv layer, its output (`F.conv2d_relu`: KEPT_BYTES per value) and, at the content layer,
-    the content cost's difference and square (CONTENT_BYTES; the style costs' Grams read the activations in place);
-    backward holds the gradients and temporaries of the largest layer
-    (BACKWARD_BYTES per value); scipy's L-BFGS keeps 2 * history float64 vectors of the image's size and a few more
-    (LBFGS_VECTORS); the weights and Python with NumPy/Numba (BASE_BYTES) take a fixed part. `segmented` (one
-    block's graph at a time, `segmented_loss_and_grad`): the largest, over the blocks, of that block's graph and
-    backward plus the float32 inputs of the blocks below it, still waiting for their turn.
+    The graph keeps, per conv layer, its output (`F.conv2d_relu`: KEPT_BYTES per value), per pooling its output
+    and, for max pooling, its argmax (POOL_BYTES per output value) and, at the content layer, the content cost's
+    difference and square (CONTENT_BYTES; the style costs' Grams read the activations in place); backward holds the
+    gradients and temporaries of the largest layer (BACKWARD_BYTES per value: the gradients of its output and
+    input, the style cost's gradient and its reshaped copy, their sum, and what the allocator keeps); scipy's
+    L-BFGS-B keeps a work array of 2 * history + LBFGS_VECTORS float64 vectors of the image's size; the weights
+    and Python with NumPy/Numba/SciPy (BASE_BYTES) take a fixed part. `segmented` (one block's graph at a time,
+    `segmented_loss_and_grad`): the largest, over the blocks, of that block's graph and backward
+    (BLOCK_BACKWARD_BYTES: its gradients are freed block by block) plus the float32 inputs of the blocks below it,
+    still waiting for their turn.
     """
     deepest = max(layers, key=lambda name: model.layer_names.index(model.layer_name(name)))
     sizes = {name: int(np.prod(shape)) for name, shape in model.activation_shapes(height, width, deepest)}
     content = model.layer_name(layers[0])
 
-    def graph(convs):
+    def graph(convs, backward):
         values = [sizes[c.name] for c in convs]
-        return KEPT_BYTES * sum(values) + CONTENT_BYTES * sum(sizes[c.name] for c in convs if c.name == content) \
-            + BACKWARD_BYTES * max(values)
+        pooled = sum(sizes[c.name] * c.kernel.shape[-2] // c.kernel.shape[-1] for c in convs if c.name in model.pooled)
+        return KEPT_BYTES * sum(values) + (POOL_BYTES if model.pooling == "max" else KEPT_BYTES) * pooled \
+            + CONTENT_BYTES * sum(sizes[c.name] for c in convs if c.name == content) + backward * max(values)
     if segmented:
         runs, below = model.segments(layers), 4 * height * width * 3
         need = 0
         for convs in runs:
-            need = max(need, below + graph(convs))
+            need = max(need, below + graph(convs, BLOCK_BACKWARD_BYTES))
             below += 4 * sizes[convs[-1].name]
     else:
-        need = graph(model.convs_to(deepest))
+        need = graph(model.convs_to(deepest), BACKWARD_BYTES)
     weights = sum(p.data.nbytes for p in model.parameters())
     return need + (2 * history + LBFGS_VECTORS) * 8 * height * width * 3 + weights + BASE_BYTES
