@@ -56,15 +56,13 @@ def pool_cases(draw):
 
 @contextmanager
 def tile_bytes(n):
-    """Temporarily set the column-tile size of the convolution kernels (1 = one output row per tile, and one
-    image per chunk of the per-tap products)."""
-    saved = conv.TILE_BYTES, conv.MIN_TILE_PIXELS, conv.TAP_CHUNK_BYTES
+    """Temporarily set the column-tile size of the convolution kernels (1 = one output row per tile)."""
+    saved = conv.TILE_BYTES, conv.MIN_TILE_PIXELS
     conv.TILE_BYTES, conv.MIN_TILE_PIXELS = n, 1
-    conv.TAP_CHUNK_BYTES = n if n == 1 else saved[2]
     try:
         yield
     finally:
-        conv.TILE_BYTES, conv.MIN_TILE_PIXELS, conv.TAP_CHUNK_BYTES = saved
+        conv.TILE_BYTES, conv.MIN_TILE_PIXELS = saved
 
 
 @contextmanager
