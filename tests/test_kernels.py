@@ -55,14 +55,16 @@ def pool_cases(draw):
 
 
 @contextmanager
-def tile_bytes(n):
-    """Temporarily set the column-tile size of the convolution kernels (1 = one output row per tile)."""
-    saved = conv.TILE_BYTES, conv.MIN_TILE_PIXELS
-    conv.TILE_BYTES, conv.MIN_TILE_PIXELS = n, 1
+def tile_bytes(n, rows=True):
+    """Temporarily set the column-tile size of the convolution kernels (1 = one output row per tile); `rows`
+    sends every stride-1 kernel gradient to the 1 x kw column path (`_rows_grad_weight`), else none."""
+    saved = conv.TILE_BYTES, conv.MIN_TILE_PIXELS, conv.ROW_TILE_BYTES, conv.ROW_MIN_PIXELS
+    conv.TILE_BYTES, conv.MIN_TILE_PIXELS, conv.ROW_TILE_BYTES = n, 1, n
+    conv.ROW_MIN_PIXELS = 0 if rows else 1 << 62
     try:
         yield
     finally:
-        conv.TILE_BYTES, conv.MIN_TILE_PIXELS = saved
+        conv.TILE_BYTES, conv.MIN_TILE_PIXELS, conv.ROW_TILE_BYTES, conv.ROW_MIN_PIXELS = saved
 
 
 @contextmanager
@@ -136,11 +138,12 @@ def test_conv2d_grad_input_matches_reference_and_is_the_adjoint(case):
 
 
 @SETTINGS
-@given(conv_cases())
-def test_conv2d_grad_weight_matches_reference_and_is_the_adjoint(case):
+@given(conv_cases(), st.booleans())
+def test_conv2d_grad_weight_matches_reference_and_is_the_adjoint(case, rows):
+    """Both stride-1 paths: im2col and the 1 x kw columns of `_rows_grad_weight`, in tiles of 1 row and more."""
     x_shape, w_shape, stride, padding, tb = case
     x, w = random(x_shape, seed=1), random(w_shape, seed=2)
-    with tile_bytes(tb):
+    with tile_bytes(tb, rows):
         y = kernels.conv2d_forward(x, w, stride, padding)
         gy = random(y.shape, seed=3)
         gw = kernels.conv2d_grad_weight(x, gy, w_shape, stride, padding)

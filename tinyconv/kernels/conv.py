@@ -41,6 +41,8 @@ DIRECT_MAX_C = 16             # stride-1 forward passes with at most this many i
 DIRECT_TILE_BYTES = 16 << 10  # ... and accumulate pieces of output rows of about this size (in the L1 cache)
 TILE_BYTES = 8 << 20          # target size of one tile of the column matrix ...
 MIN_TILE_PIXELS = 2048        # ... unless that leaves fewer output pixels (matrix rows) than this
+ROW_MIN_PIXELS = 2048         # stride-1 kernel gradients on images of this many output pixels or more ...
+ROW_TILE_BYTES = 3 << 20      # ... copy 1 x kw columns (`_rows_grad_weight`), in tiles of about this size
 _scratch = {}                 # (dtype, slot) -> reusable 1-D work buffer (grown on demand; not thread-safe)
 
 
@@ -258,9 +260,36 @@ def conv2d_grad_weight(x, gy, w_shape, stride, padding):
     if _is_line(w_shape, stride):
         return _line_grad_weight(x, gy2.reshape(gy.shape), w_shape, padding)
     (sh, sw), ((pt, _), (pl, _)) = stride, padding
+    if (sh, sw) == (1, 1) and Ho * Wo >= ROW_MIN_PIXELS:
+        return _rows_grad_weight(x, gy2, w_shape, padding, Ho, Wo)
     gw = np.zeros((K, O), x.dtype)
     part = np.empty((K, O), x.dtype)
     for t0, t1 in _tiles(N, Ho, Wo, K, x.itemsize):
         cols = im2col(x, kh, kw, sh, sw, pt, pl, Ho, Wo, t0, t1, work_buffer(((t1 - t0) * Wo, K), x.dtype))
         gw += np.dot(cols.T, gy2[t0 * Wo:t1 * Wo], out=part)
+    return gw.reshape(w_shape)
+
+
+def _rows_grad_weight(x, gy2, w_shape, padding, Ho, Wo):
+    """conv2d_grad_weight at stride 1 on images of ROW_MIN_PIXELS output pixels or more, with a column matrix of
+    kw*C columns instead of kh*kw*C. The columns of the 1 x kw kernel (`im2col` with kh = 1) over the padded input
+    rows hold, at row oh + i, what kernel row i sees from output row oh; so for a tile of output rows oh0..oh1 of
+    one image, cols covering input rows oh0..oh1 + kh - 1 gives, per kernel row i, the contiguous view
+    cols[rows oh0 + i .. oh1 + i] and gw[i] += view.T @ gy[rows oh0 .. oh1]: a third of im2col's copy for 3x3
+    kernels. VGG conv1_2 at 224 px: 42 ms against 64 (tiles of ROW_TILE_BYTES; 8 MB tiles: 56)."""
+    N, H, W, C = x.shape
+    kh, kw, _, O = w_shape
+    (pt, pb), (pl, _) = padding
+    Hc = H + pt + pb                     # rows of the 1 x kw column image, per image
+    rows = max(ROW_TILE_BYTES // (Wo * kw * C * x.itemsize), 1)
+    gw = np.zeros((kh, kw * C, O), x.dtype)
+    part = np.empty((kw * C, O), x.dtype)
+    for n in range(N):
+        for oh0 in range(0, Ho, rows):
+            oh1 = min(Ho, oh0 + rows)
+            cols = im2col(x, 1, kw, 1, 1, pt, pl, Hc, Wo, n * Hc + oh0, n * Hc + oh1 + kh - 1,
+                          work_buffer(((oh1 - oh0 + kh - 1) * Wo, kw * C), x.dtype))
+            g = gy2[(n * Ho + oh0) * Wo:(n * Ho + oh1) * Wo]
+            for i in range(kh):
+                gw[i] += np.dot(cols[i * Wo:(i + oh1 - oh0) * Wo].T, g, out=part)
     return gw.reshape(w_shape)
