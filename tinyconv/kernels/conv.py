@@ -15,7 +15,8 @@ tap i shifts whole blocks of contiguous rows, and each tap is ONE BLAS product a
 output (gemm with beta = 1; Fortran BLAS from scipy, as numpy's cannot accumulate):
     forward       yt[s]   += xt[s + i - p] @ w[i]        for every output s whose input s + i - p is inside
     grad_weight   gw[i]    = sum over s of xt[s + i - p].T @ gyt[s]
-and grad_input, a forward convolution, gets it too. Each call makes k products and two transposing copies, and
+and grad_input, a forward convolution, gets it too; the kernel gradient measured about even with im2col's (25-30
+against 24-31 ms), without its copy. Each call makes k products and two transposing copies (0.6-2.8 ms), and
 no thread hand-off in between: the former path (all k taps in one product of C x k*O per chunk of images, then a
 Numba pass adding the shifted slices) made 16 products and 16 Numba launches per FaceNet 1x7 call, each waiting
 for both threads. On a quiet machine both took the same (7x1 at batch 32: 22.6 / 22.0 ms); beside another busy
@@ -276,7 +277,8 @@ def _rows_grad_weight(x, gy2, w_shape, padding, Ho, Wo):
     rows hold, at row oh + i, what kernel row i sees from output row oh; so for a tile of output rows oh0..oh1 of
     one image, cols covering input rows oh0..oh1 + kh - 1 gives, per kernel row i, the contiguous view
     cols[rows oh0 + i .. oh1 + i] and gw[i] += view.T @ gy[rows oh0 .. oh1]: a third of im2col's copy for 3x3
-    kernels. VGG conv1_2 at 224 px: 42 ms against 64 (tiles of ROW_TILE_BYTES; 8 MB tiles: 56)."""
+    kernels. In process (ms, this / im2col): VGG conv1_2 at 224 px 42-48 / 64-67 (tiles of 10 MB: 56), conv2_2
+    45 / 47, conv3_1 19 / 20; FaceNet's stem at batch 18, 79x79 32->32 32 / 55, 77x77 32->64 70 / 76."""
     N, H, W, C = x.shape
     kh, kw, _, O = w_shape
     (pt, pb), (pl, _) = padding
