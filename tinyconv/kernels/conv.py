@@ -8,7 +8,8 @@ With K = kh*kw*C and the column matrix `cols` of `im2col` (one row per output pi
     grad_input    gx = col2im(gy @ w.reshape(K, O).T)   (stride 1: a forward convolution of gy, see there)
     grad_weight   gw = cols.T @ gy
 The work is done in tiles of output rows so the column buffer stays a few MB (the big early VGG layers would
-otherwise move 100+ MB of columns through memory). 1x1 stride-1 unpadded convolutions are plain matrix products
+otherwise move 100+ MB of columns through memory); on images of ROW_MIN_PIXELS output pixels or more the stride-1
+kernel gradient copies the columns of one kernel row only (`_rows_grad_weight`). 1x1 stride-1 unpadded convolutions are plain matrix products
 with no copy at all. 1-D kernels at stride 1 (FaceNet's 1x7, 7x1, 1x3, 3x1) skip im2col too ("kn2row"): x is
 transposed so that the axis the kernel slides along comes first, xt (S, R, C) with R = N * the other side; then
 tap i shifts whole blocks of contiguous rows, and each tap is ONE BLAS product accumulated in place into the
