@@ -178,6 +178,17 @@ def test_conv2d_float32_named_shapes(kh, kw, stride, padding):
     np.testing.assert_allclose(gw, ref_conv_grad_weight(x64, gy64, w.shape, stride, padding), **tol)
 
 
+@pytest.mark.parametrize("kh, kw", [(1, 3), (3, 1)])
+def test_line_kernels_in_a_dtype_blas_lacks(kh, kw):
+    """The per-tap products of 1-D kernels accumulate in place through BLAS gemm; a float16 input (no BLAS routine)
+    is computed in a converted copy and written back, not left unwritten."""
+    x64, w64 = random((2, 5, 6, 3), seed=7), random((kh, kw, 3, 4), seed=8)
+    padding = ((kh // 2, kh // 2), (kw // 2, kw // 2))
+    y = kernels.conv2d_forward(x64.astype(np.float16), w64.astype(np.float16), (1, 1), padding)
+    assert y.dtype == np.float16
+    np.testing.assert_allclose(y, ref_conv(x64, w64, (1, 1), padding), rtol=1e-2, atol=2e-2)
+
+
 def test_conv2d_output_dtype_follows_input():
     x, w = random((1, 4, 4, 2), np.float32), random((3, 3, 2, 3))
     y = kernels.conv2d_forward(x, w, (1, 1), ((1, 1), (1, 1)))

@@ -107,8 +107,11 @@ def _line_forward(x, w, Ho, Wo, padding):
     gemm = blas.get_blas_funcs("gemm", dtype=x.dtype)
     for t, (i, lo, hi) in enumerate(taps):
         # Fortran BLAS on C-ordered arrays: yt.T = w[i].T @ xt.T, written in place into yt's F-contiguous view
-        gemm(1.0, w.reshape(k, C, O)[i].T, xt[lo + i - p:hi + i - p].reshape(-1, C).T,
-             beta=0.0 if t == 0 and covered else 1.0, c=yt[lo:hi].reshape(-1, O).T, overwrite_c=True)
+        c = yt[lo:hi].reshape(-1, O).T
+        out = gemm(1.0, w.reshape(k, C, O)[i].T, xt[lo + i - p:hi + i - p].reshape(-1, C).T,
+                   beta=0.0 if t == 0 and covered else 1.0, c=c, overwrite_c=True)
+        if not np.may_share_memory(out, c):     # a dtype BLAS lacks (float16): computed in a converted copy
+            c[...] = out
     across = padding[1] if w.shape[0] > 1 else padding[0]
     y = (np.zeros if any(across) else np.empty)((x.shape[0], Ho, Wo, O), x.dtype)
     inner = _line_inner(y, w.shape, padding)
