@@ -292,7 +292,9 @@ def test_conv2d_scale_is_a_constant_of_the_output_channels():
 
 def test_conv_algorithm_auto_picks_winograd_for_wide_3x3_only():
     same, valid = ((1, 1), (1, 1)), ((0, 0), (0, 0))
-    assert F.conv_algorithm((1, 224, 224, 64), (3, 3, 64, 64), (1, 1), same) == "winograd2"
+    assert F.conv_algorithm((1, 224, 224, 64), (3, 3, 64, 64), (1, 1), same) == "winograd4"    # VGG conv1_2
+    assert F.conv_algorithm((1, 224, 224, 32), (3, 3, 32, 64), (1, 1), same) == "winograd2"    # 64 channels each
+    assert F.conv_algorithm((1, 46, 46, 64), (3, 3, 64, 64), (1, 1), same) == "winograd2"      # 48x48 for F(4x4)
     assert F.conv_algorithm((32, 35, 35, 32), (3, 3, 32, 48), (1, 1), same) == "winograd2"
     assert F.conv_algorithm((32, 38, 38, 80), (3, 3, 80, 192), (1, 1), valid) == "winograd2"   # FaceNet's stem
     assert F.conv_algorithm((1, 56, 56, 128), (3, 3, 128, 256), (1, 1), same) == "winograd4"

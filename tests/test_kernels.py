@@ -55,16 +55,16 @@ def pool_cases(draw):
 
 
 @contextmanager
-def tile_bytes(n):
-    """Temporarily set the column-tile size of the convolution kernels (1 = one output row per tile, and one
-    image per chunk of the per-tap products)."""
-    saved = conv.TILE_BYTES, conv.MIN_TILE_PIXELS, conv.TAP_CHUNK_BYTES
-    conv.TILE_BYTES, conv.MIN_TILE_PIXELS = n, 1
-    conv.TAP_CHUNK_BYTES = n if n == 1 else saved[2]
+def tile_bytes(n, rows=True):
+    """Temporarily set the column-tile size of the convolution kernels (1 = one output row per tile); `rows`
+    sends every stride-1 kernel gradient to the 1 x kw column path (`_rows_grad_weight`), else none."""
+    saved = conv.TILE_BYTES, conv.MIN_TILE_PIXELS, conv.ROW_TILE_BYTES, conv.ROW_MIN_PIXELS
+    conv.TILE_BYTES, conv.MIN_TILE_PIXELS, conv.ROW_TILE_BYTES = n, 1, n
+    conv.ROW_MIN_PIXELS = 0 if rows else 1 << 62
     try:
         yield
     finally:
-        conv.TILE_BYTES, conv.MIN_TILE_PIXELS, conv.TAP_CHUNK_BYTES = saved
+        conv.TILE_BYTES, conv.MIN_TILE_PIXELS, conv.ROW_TILE_BYTES, conv.ROW_MIN_PIXELS = saved
 
 
 @contextmanager
@@ -138,11 +138,12 @@ def test_conv2d_grad_input_matches_reference_and_is_the_adjoint(case):
 
 
 @SETTINGS
-@given(conv_cases())
-def test_conv2d_grad_weight_matches_reference_and_is_the_adjoint(case):
+@given(conv_cases(), st.booleans())
+def test_conv2d_grad_weight_matches_reference_and_is_the_adjoint(case, rows):
+    """Both stride-1 paths: im2col and the 1 x kw columns of `_rows_grad_weight`, in tiles of 1 row and more."""
     x_shape, w_shape, stride, padding, tb = case
     x, w = random(x_shape, seed=1), random(w_shape, seed=2)
-    with tile_bytes(tb):
+    with tile_bytes(tb, rows):
         y = kernels.conv2d_forward(x, w, stride, padding)
         gy = random(y.shape, seed=3)
         gw = kernels.conv2d_grad_weight(x, gy, w_shape, stride, padding)
@@ -175,6 +176,17 @@ def test_conv2d_float32_named_shapes(kh, kw, stride, padding):
     np.testing.assert_allclose(y, ref_conv(x64, w64, stride, padding), **tol)
     np.testing.assert_allclose(gx, ref_conv_grad_input(gy64, w64, x.shape, stride, padding), **tol)
     np.testing.assert_allclose(gw, ref_conv_grad_weight(x64, gy64, w.shape, stride, padding), **tol)
+
+
+@pytest.mark.parametrize("kh, kw", [(1, 3), (3, 1)])
+def test_line_kernels_in_a_dtype_blas_lacks(kh, kw):
+    """The per-tap products of 1-D kernels accumulate in place through BLAS gemm; a float16 input (no BLAS routine)
+    is computed in a converted copy and written back, not left unwritten."""
+    x64, w64 = random((2, 5, 6, 3), seed=7), random((kh, kw, 3, 4), seed=8)
+    padding = ((kh // 2, kh // 2), (kw // 2, kw // 2))
+    y = kernels.conv2d_forward(x64.astype(np.float16), w64.astype(np.float16), (1, 1), padding)
+    assert y.dtype == np.float16
+    np.testing.assert_allclose(y, ref_conv(x64, w64, (1, 1), padding), rtol=1e-2, atol=2e-2)
 
 
 def test_conv2d_output_dtype_follows_input():

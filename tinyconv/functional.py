@@ -406,14 +406,15 @@ def conv_algorithm(x_shape, w_shape, stride, pads):
     "auto", for 3x3 stride-1 kernels (every other kernel takes im2col), by the channel counts and the output size
     per image, never by the batch size (an image gets the same arithmetic alone or in a batch). Measured forward
     times in process on 2 cores (ms):
-    - Winograd F(4x4, 3x3) when both channel counts are at least 128 and the output at least 48x48: the fewest
-      multiplications. VGG conv3_1 at 224 px 12.2 (F(2x2) 12.5, im2col 19.0); at 512 px (style transfer)
+    - Winograd F(4x4, 3x3) when both channel counts are at least 64 and the output at least 48x48: the fewest
+      multiplications. VGG conv1_2 at 224 px 33 (F(2x2) 42, im2col 77; input gradient 34 against 42), conv3_1
+      12.2 (F(2x2) 12.5, im2col 19.0); at 512 px (style transfer) conv1_2 262 (F(2x2) 292), conv2_1 80 (109),
       conv2_2 to conv4_3 1.6-3.6x im2col's speed, 1.3-1.9x F(2x2)'s. Its float32 error is 5x F(2x2)'s
       (winograd.py): harmless for style transfer, but F(4x4) on any FaceNet layer moved a face's distance
       between its encoding in a batch and alone from 6e-7 to 1.2e-6 (the course's check is 1e-6); no FaceNet
-      layer has 128 channels on both sides at 48x48 (tests/test_facenet.py checks that none takes it).
-    - Winograd F(2x2, 3x3) when both channel counts are at least 16 and the output at least 24x24: VGG conv1_2
-      at 224 px 55 (im2col 77), conv4_2 25 (31; F(4x4)'s kernel transform, 4x the kernel, costs more than it
+      layer at 160 px has 64 channels on both sides at 48x48 (tests/test_facenet.py checks that none takes it).
+    - Winograd F(2x2, 3x3) when both channel counts are at least 16 and the output at least 24x24: VGG conv4_2
+      at 224 px 25 (im2col 31; F(4x4)'s kernel transform, 4x the kernel, costs more than it
       saves on 28x28), FaceNet at batch 32: 38x38 80->192 103 (138), 79x79 32->32 93 (111); 77x77 32->64 166-203
       against 157-174 is kept too (with im2col on the stem the batch/alone distance above rose to 1.3e-6).
       Smaller outputs stay with im2col (FaceNet's 17x17 192->192: F(2x2) 46 against 62-69 at batch 32, but the
@@ -432,7 +433,7 @@ def conv_algorithm(x_shape, w_shape, stride, pads):
         return "im2col"     # conv2d_forward's direct kernel: faster on few input channels (MTCNN P-Net's 16 -> 32)
     channels = builtins.min(w_shape[2:])
     side = builtins.min(x_shape[1] + builtins.sum(pads[0]) - 2, x_shape[2] + builtins.sum(pads[1]) - 2)
-    if channels >= 128 and side >= 48:
+    if channels >= 64 and side >= 48:
         return "winograd4"
     return "winograd2" if channels >= 16 and side >= 24 else "im2col"
 

@@ -8,14 +8,21 @@ With K = kh*kw*C and the column matrix `cols` of `im2col` (one row per output pi
     grad_input    gx = col2im(gy @ w.reshape(K, O).T)   (stride 1: a forward convolution of gy, see there)
     grad_weight   gw = cols.T @ gy
 The work is done in tiles of output rows so the column buffer stays a few MB (the big early VGG layers would
-otherwise move 100+ MB of columns through memory). 1x1 stride-1 unpadded convolutions are plain matrix products
-with no copy at all. 1-D kernels at stride 1 (FaceNet's 1x7, 7x1, 1x3, 3x1) skip im2col too: per kernel tap
-(i, j) a product x @ w[i, j] over all pixels, added to y shifted by the tap's offset ("kn2row"); all k taps in ONE
-product per chunk of images, x (P x C) @ [w[0] ... w[k-1]] (C x k*O), then one Numba pass adds the shifted slices:
-    forward       y[:, h, w]  = sum over taps of (x @ w[i, j])[:, h + i - pt, w + j - pl]     (where inside x)
-(32 x 17x17x128, 7x1: 22.5 ms against 32.5 ms for one product and one NumPy add per tap; 1x7 about equal;
-grad_input, a forward convolution, gets it too). Their kernel gradient stays with im2col: per tap
-(C x pixels) @ (pixels x O) over a zero-padded copy measured 2x slower (50 vs 27 ms).
+otherwise move 100+ MB of columns through memory); on images of ROW_MIN_PIXELS output pixels or more the stride-1
+kernel gradient copies the columns of one kernel row only (`_rows_grad_weight`). 1x1 stride-1 unpadded convolutions are plain matrix products
+with no copy at all. 1-D kernels at stride 1 (FaceNet's 1x7, 7x1, 1x3, 3x1) skip im2col too ("kn2row"): x is
+transposed so that the axis the kernel slides along comes first, xt (S, R, C) with R = N * the other side; then
+tap i shifts whole blocks of contiguous rows, and each tap is ONE BLAS product accumulated in place into the
+output (gemm with beta = 1; Fortran BLAS from scipy, as numpy's cannot accumulate):
+    forward       yt[s]   += xt[s + i - p] @ w[i]        for every output s whose input s + i - p is inside
+    grad_weight   gw[i]    = sum over s of xt[s + i - p].T @ gyt[s]
+and grad_input, a forward convolution, gets it too; the kernel gradient measured about even with im2col's (25-30
+against 24-31 ms), without its copy. Each call makes k products and two transposing copies (0.6-2.8 ms), and
+no thread hand-off in between: the former path (all k taps in one product of C x k*O per chunk of images, then a
+Numba pass adding the shifted slices) made 16 products and 16 Numba launches per FaceNet 1x7 call, each waiting
+for both threads. On a quiet machine both took the same (7x1 at batch 32: 22.6 / 22.0 ms); beside another busy
+process the old one took 150-160 ms against 48-55 (each of those launches waited for a core), which is why it
+varied so much between runs.
 Stride-1 forward passes with few input channels (C <= DIRECT_MAX_C) are computed directly instead
 (`_direct_forward`, channel-planar on pieces of output rows): there the column matrix is thin, BLAS runs at a
 fraction of its speed and the copy costs more than the arithmetic. Measured (ms, 2 threads), direct / im2col:
@@ -27,15 +34,17 @@ Output dtype follows x (float32 or float64); w is cast to it if needed.
 """
 import numpy as np
 from numba import njit, prange
+from scipy.linalg import blas
 
 from tinyconv.kernels import geometry
 from tinyconv.kernels.im2col import col2im_add, im2col
 
-TAP_CHUNK_BYTES = 2 << 20     # size of the per-tap products of one chunk of images (stays in the L3 cache)
 DIRECT_MAX_C = 16             # stride-1 forward passes with at most this many input channels skip im2col ...
 DIRECT_TILE_BYTES = 16 << 10  # ... and accumulate pieces of output rows of about this size (in the L1 cache)
 TILE_BYTES = 8 << 20          # target size of one tile of the column matrix ...
 MIN_TILE_PIXELS = 2048        # ... unless that leaves fewer output pixels (matrix rows) than this
+ROW_MIN_PIXELS = 2048         # stride-1 kernel gradients on images of this many output pixels or more ...
+ROW_TILE_BYTES = 3 << 20      # ... copy 1 x kw columns (`_rows_grad_weight`), in tiles of about this size
 _scratch = {}                 # (dtype, slot) -> reusable 1-D work buffer (grown on demand; not thread-safe)
 
 
@@ -64,47 +73,69 @@ def _is_line(w_shape, stride):
     return min(w_shape[:2]) == 1 and max(w_shape[:2]) > 1 and tuple(stride) == (1, 1)
 
 
+def _line_layout(x, w_shape, padding, slot=0):
+    """(xt, p, perm) for a 1-D kernel: xt (S, R, C) is x (N, H, W, C) transposed so that the image axis the kernel
+    slides along (length S) comes first and the other two are rows R = N * the other side, copied into a work
+    buffer; p is the padding before that axis and perm the transposition (np.argsort(perm) undoes it)."""
+    perm, p = ((1, 0, 2, 3), padding[0][0]) if w_shape[0] > 1 else ((2, 0, 1, 3), padding[1][0])
+    view = x.transpose(perm)
+    xt = work_buffer(view.shape, x.dtype, slot)
+    np.copyto(xt, view)
+    return xt.reshape(view.shape[0], -1, x.shape[3]), p, perm
+
+
+def _line_taps(k, p, S, So):
+    """[(i, lo, hi)]: tap i of a length-k 1-D kernel reaches the output positions lo <= s < hi along its axis (the
+    input s + i - p inside 0..S-1); taps that reach none are left out."""
+    spans = [(i, max(0, p - i), min(So, S + p - i)) for i in range(k)]
+    return [(i, lo, hi) for i, lo, hi in spans if lo < hi]
+
+
 def _line_forward(x, w, Ho, Wo, padding):
-    """Forward convolution of a 1-D kernel by per-tap products (see the module docstring), in chunks of images:
-    one BLAS product with all k taps side by side, x @ [w[0] w[1] ... w[k-1]] (C x k*O), then `_shift_add`."""
-    N, H, W, C = x.shape
-    kh, kw, _, O = w.shape
-    k = kh * kw
-    wcat = np.ascontiguousarray(w.reshape(k, C, O).transpose(1, 0, 2)).reshape(C, k * O)
-    y = np.empty((N, Ho, Wo, O), x.dtype)
-    (pt, _), (pl, _) = padding
-    images = max(1, TAP_CHUNK_BYTES // (H * W * k * O * x.itemsize))
-    for n0 in range(0, N, images):
-        n1 = min(N, n0 + images)
-        product = work_buffer(((n1 - n0) * H * W, k * O), x.dtype)
-        np.dot(x[n0:n1].reshape(-1, C), wcat, out=product)
-        _shift_add(product.reshape(n1 - n0, H, W, k, O), kh, kw, pt, pl, y[n0:n1])
+    """Forward convolution of a 1-D kernel by per-tap products (see the module docstring): in the layout of
+    `_line_layout`, yt[lo:hi] += xt[lo+i-p : hi+i-p] @ w[i] for each tap i, one BLAS product of contiguous row
+    blocks accumulated in place (gemm with beta = 1; a tap that reaches every output position goes first, with
+    beta = 0), then y is yt transposed back."""
+    xt, p, perm = _line_layout(x, w.shape, padding)
+    k, C, O = max(w.shape[:2]), w.shape[2], w.shape[3]
+    S, So = xt.shape[0], (Ho if w.shape[0] > 1 else Wo)
+    yt = work_buffer((So, xt.shape[1], O), x.dtype, slot=1)
+    taps = sorted(_line_taps(k, p, S, So), key=lambda tap: tap[1:] != (0, So))   # one reaching all s first
+    covered = bool(taps) and taps[0][1:] == (0, So)
+    if not covered:
+        yt[:] = 0
+    gemm = blas.get_blas_funcs("gemm", dtype=x.dtype)
+    for t, (i, lo, hi) in enumerate(taps):
+        # Fortran BLAS on C-ordered arrays: yt.T = w[i].T @ xt.T, written in place into yt's F-contiguous view
+        c = yt[lo:hi].reshape(-1, O).T
+        out = gemm(1.0, w.reshape(k, C, O)[i].T, xt[lo + i - p:hi + i - p].reshape(-1, C).T,
+                   beta=0.0 if t == 0 and covered else 1.0, c=c, overwrite_c=True)
+        if not np.may_share_memory(out, c):     # a dtype BLAS lacks (float16): computed in a converted copy
+            c[...] = out
+    across = padding[1] if w.shape[0] > 1 else padding[0]
+    y = (np.zeros if any(across) else np.empty)((x.shape[0], Ho, Wo, O), x.dtype)
+    inner = _line_inner(y, w.shape, padding)
+    np.copyto(inner, yt.reshape(np.shape(inner.transpose(perm))).transpose(np.argsort(perm)))
     return y
 
 
-@njit(parallel=True, cache=True)
-def _shift_add(p, kh, kw, pt, pl, y):
-    """y[n, oh, ow] = sum over taps (i, j) whose input cell (oh + i - pt, ow + j - pl) is inside the image of
-    p[n, oh + i - pt, ow + j - pl, i*kw + j]; p: (N, H, W, kh*kw, O). Parallel over output rows, each written once."""
-    N, H, W, _, O = p.shape
-    _, Ho, Wo, _ = y.shape
-    for t in prange(N * Ho):
-        n, oh = t // Ho, t % Ho
-        for ow in range(Wo):
-            out = y[n, oh, ow]
-            out[:] = 0
-            for i in range(kh):
-                h = oh + i - pt
-                if h < 0 or h >= H:
-                    continue
-                for j in range(kw):
-                    col = ow + j - pl
-                    if col < 0 or col >= W:
-                        continue
-                    src = p[n, h, col, i * kw + j]
-                    for o in range(O):
-                        out[o] += src[o]
-    return y
+def _line_inner(y, w_shape, padding):
+    """The view of y (N, Ho, Wo, O) without the zero rows or columns that padding across a 1-D kernel's axis adds
+    (the output of such a kernel there sees only padding)."""
+    (pt, pb), (pl, pr) = padding
+    return y[:, :, pl:y.shape[2] - pr] if w_shape[0] > 1 else y[:, pt:y.shape[1] - pb]
+
+
+def _line_grad_weight(x, gy, w_shape, padding):
+    """Kernel gradient of a 1-D kernel at stride 1: in the layout of `_line_layout` for both x and gy,
+    gw[i] = xt[lo+i-p : hi+i-p].T @ gyt[lo:hi] (C x O), one BLAS product per tap over contiguous row blocks."""
+    xt, p, _ = _line_layout(x, w_shape, padding)
+    gyt, _, _ = _line_layout(_line_inner(gy, w_shape, padding), w_shape, padding, slot=1)
+    k, C, O = max(w_shape[:2]), w_shape[2], w_shape[3]
+    gw = np.zeros((k, C, O), x.dtype)
+    for i, lo, hi in _line_taps(k, p, xt.shape[0], gyt.shape[0]):
+        np.dot(xt[lo + i - p:hi + i - p].reshape(-1, C).T, gyt[lo:hi].reshape(-1, O), out=gw[i])
+    return gw.reshape(w_shape)
 
 
 def _tiles(N, Ho, Wo, K, itemsize):
@@ -231,10 +262,40 @@ def conv2d_grad_weight(x, gy, w_shape, stride, padding):
     gy2 = np.ascontiguousarray(gy, dtype=x.dtype).reshape(N * Ho * Wo, O)
     if _is_pointwise(w_shape, stride, padding):
         return np.dot(x.reshape(-1, C).T, gy2).reshape(w_shape)
+    if _is_line(w_shape, stride):
+        return _line_grad_weight(x, gy2.reshape(gy.shape), w_shape, padding)
     (sh, sw), ((pt, _), (pl, _)) = stride, padding
+    if (sh, sw) == (1, 1) and Ho * Wo >= ROW_MIN_PIXELS:
+        return _rows_grad_weight(x, gy2, w_shape, padding, Ho, Wo)
     gw = np.zeros((K, O), x.dtype)
     part = np.empty((K, O), x.dtype)
     for t0, t1 in _tiles(N, Ho, Wo, K, x.itemsize):
         cols = im2col(x, kh, kw, sh, sw, pt, pl, Ho, Wo, t0, t1, work_buffer(((t1 - t0) * Wo, K), x.dtype))
         gw += np.dot(cols.T, gy2[t0 * Wo:t1 * Wo], out=part)
+    return gw.reshape(w_shape)
+
+
+def _rows_grad_weight(x, gy2, w_shape, padding, Ho, Wo):
+    """conv2d_grad_weight at stride 1 on images of ROW_MIN_PIXELS output pixels or more, with a column matrix of
+    kw*C columns instead of kh*kw*C. The columns of the 1 x kw kernel (`im2col` with kh = 1) over the padded input
+    rows hold, at row oh + i, what kernel row i sees from output row oh; so for a tile of output rows oh0..oh1 of
+    one image, cols covering input rows oh0..oh1 + kh - 1 gives, per kernel row i, the contiguous view
+    cols[rows oh0 + i .. oh1 + i] and gw[i] += view.T @ gy[rows oh0 .. oh1]: a third of im2col's copy for 3x3
+    kernels. In process (ms, this / im2col): VGG conv1_2 at 224 px 42-48 / 64-67 (tiles of 10 MB: 56), conv2_2
+    45 / 47, conv3_1 19 / 20; FaceNet's stem at batch 18, 79x79 32->32 32 / 55, 77x77 32->64 70 / 76."""
+    N, H, W, C = x.shape
+    kh, kw, _, O = w_shape
+    (pt, pb), (pl, _) = padding
+    Hc = H + pt + pb                     # rows of the 1 x kw column image, per image
+    rows = max(ROW_TILE_BYTES // (Wo * kw * C * x.itemsize), 1)
+    gw = np.zeros((kh, kw * C, O), x.dtype)
+    part = np.empty((kw * C, O), x.dtype)
+    for n in range(N):
+        for oh0 in range(0, Ho, rows):
+            oh1 = min(Ho, oh0 + rows)
+            cols = im2col(x, 1, kw, 1, 1, pt, pl, Hc, Wo, n * Hc + oh0, n * Hc + oh1 + kh - 1,
+                          work_buffer(((oh1 - oh0 + kh - 1) * Wo, kw * C), x.dtype))
+            g = gy2[(n * Ho + oh0) * Wo:(n * Ho + oh1) * Wo]
+            for i in range(kh):
+                gw[i] += np.dot(cols[i * Wo:(i + oh1 - oh0) * Wo].T, g, out=part)
     return gw.reshape(w_shape)

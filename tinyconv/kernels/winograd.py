@@ -20,8 +20,9 @@ matrices hold 5s and 8s on both sides; 1/2 and -2 balance them). tinyconv.functi
 
 The gradient with respect to the input is the forward convolution of gy with the kernel turned 180 degrees and
 in/out swapped, padded 2 - pt, 2 - pb, ... (see conv.conv2d_grad_input). The gradient with respect to the
-kernel stays with im2col (conv.conv2d_grad_weight): a Winograd version (the adjoints of the three stages, git
-history a5e7392) measured 1.5-20x slower, its products being long and thin (C x tiles) @ (tiles x O).
+kernel stays with conv.conv2d_grad_weight (on large images its columns of one kernel row, a third of im2col's
+copy): a Winograd version (the adjoints of the three stages, git history a5e7392) measured 1.5-20x slower, its
+products being long and thin (C x tiles) @ (tiles x O).
 
 The tiles are processed in chunks of tile rows so V stays near CHUNK_BYTES (a large image would otherwise move
 hundreds of MB through memory per transform), in work buffers reused between calls. Each chunk makes a*a BLAS
