@@ -40,15 +40,22 @@ def test_binary_ops_broadcast_gradients(shapes, seed, op):
     assert gradcheck(fn, a, b)
 
 
-@given(small_shapes, seeds, st.floats(-2, 2))
-def test_add_relu_is_relu_of_x_plus_scaled_y(shape, seed, scale):
+@given(small_shapes, seeds, st.floats(-2, 2), st.booleans())
+def test_add_relu_is_relu_of_x_plus_scaled_y(shape, seed, scale, with_bias):
+    """relu(x + scale * (y + bias)), bias over the last axis: the residual connection with the up-projection's bias."""
     x, y = randn(seed, shape), randn(seed + 1, shape)
-    z = x + scale * y
-    np.testing.assert_array_equal(F.add_relu(x, y, scale).data, np.maximum(z, 0))
+    b = randn(seed + 2, shape[-1:] or (1,)) if with_bias else None
+    z = x + scale * (y + (0 if b is None else b))
+    np.testing.assert_array_equal(F.add_relu(x, y, scale, b).data, np.maximum(z, 0))
     assume(np.abs(z).min() > 1e-3)   # away from the kink at 0
-    assert gradcheck(lambda a, b: F.add_relu(a, b, scale), x, y)
+    if b is None:
+        assert gradcheck(lambda a, c: F.add_relu(a, c, scale), x, y)
+    else:
+        assert gradcheck(lambda a, c, d: F.add_relu(a, c, scale, d), x, y, b)
     with pytest.raises(ValueError, match=r"add_relu: shapes \(2, 3\) and \(3,\) differ"):
         F.add_relu(np.ones((2, 3)), np.ones(3))
+    with pytest.raises(ValueError, match=r"add_relu: bias must have shape \(3,\) \(the last axis\), got \(2,\)"):
+        F.add_relu(np.ones((2, 3)), np.ones((2, 3)), 1.0, np.ones(2))
 
 
 @given(small_shapes, seeds, st.sampled_from(["neg", "exp", "log", "sqrt", "relu", "sigmoid", "tanh", "clip"]))
@@ -469,7 +476,7 @@ FLOAT32_CASES = {
     "clip": lambda t, s: F.clip(t, -0.5, 0.5),
     "sum": lambda t, s: F.sum(t, axis=(1, 2)),
     "mean": lambda t, s: F.mean(t, axis=-1),
-    "add_relu": lambda t, s: F.add_relu(t, 2.0 * t, 0.5),
+    "add_relu": lambda t, s: F.add_relu(t, 2.0 * t, 0.5, np.ones(s[-1])),
     "max": lambda t, s: F.max(F.relu(t), axis=(1, 2)),    # ties at 0: the shared case
     "matmul": lambda t, s: F.matmul(t, F.transpose(t, 0, 1, 3, 2)),
     "gram": lambda t, s: F.gram(F.reshape(t, -1, s[-1])),

@@ -154,20 +154,29 @@ def relu(x):
     return Tensor.from_op(out, (x,), lambda g: (g * (out > 0),), "relu")  # d relu/dx = 1[x>0] = 1[relu(x)>0]
 
 
-def add_relu(x, y, scale=1.0):
-    """relu(x + scale * y) in one pass, without the two intermediate arrays: the residual connection of
-    Inception-ResNet (x the block's input, y its branches' output, scale a number). x and y of one shape."""
+def add_relu(x, y, scale=1.0, bias=None):
+    """relu(x + scale * (y + bias)) in one pass, without the intermediate arrays: the residual connection of
+    Inception-ResNet (x the block's input, y its up-projection without its bias, scale a number, bias (C,) over the
+    last axis or None). x and y of one shape."""
     x, y = _pair(x, y)
     if x.shape != y.shape:
         raise ValueError(f"add_relu: shapes {x.shape} and {y.shape} differ")
+    channels = x.shape[-1] if x.ndim else 1
+    bias = None if bias is None else tensor(bias, x.dtype)
+    if bias is not None and bias.shape != (channels,):
+        raise ValueError(f"add_relu: bias must have shape ({channels},) (the last axis), got {bias.shape}")
     scale = x.dtype.type(scale)
     out = activation_kernels.add_relu(np.ascontiguousarray(x.data), np.ascontiguousarray(y.data), scale,
+                                      np.zeros(channels, x.dtype) if bias is None else bias.data,
                                       np.empty(x.shape, x.dtype))
 
-    def vjp(g):  # z = x + s y, out = relu(z):  dx = g 1[z > 0],  dy = s g 1[z > 0]   (1[z > 0] = 1[out > 0])
-        gz = g * (out > 0)
-        return gz, scale * gz
-    return Tensor.from_op(out, (x, y), vjp, "add_relu")
+    def vjp(g):  # z = x + s (y + b), out = relu(z):  dx = g 1[z > 0],  dy = s g 1[z > 0],  db = dy summed per
+        gz = g * (out > 0)                                 # channel   (1[z > 0] = 1[out > 0])
+        gy = scale * gz
+        if bias is None:
+            return gz, gy
+        return gz, gy, gy.reshape(-1, channels).sum(axis=0) if bias.requires_grad else None
+    return Tensor.from_op(out, (x, y) if bias is None else (x, y, bias), vjp, "add_relu")
 
 
 def maximum(a, b):
