@@ -257,7 +257,7 @@ def reference_conv2d(x, w, stride, pads):
     return out
 
 
-@pytest.mark.parametrize("algorithm", ["im2col", "winograd2", "winograd4"])
+@pytest.mark.parametrize("algorithm", ["im2col", "winograd2", "winograd4", "winograd2_rows"])
 @given(st.data(), seeds, st.booleans())
 def test_conv2d_forward_and_gradients(algorithm, data, seed, with_bias):
     x_shape, w_shape, stride, padding = data.draw(conv_case(winograd=algorithm != "im2col"))
@@ -300,7 +300,11 @@ def test_conv2d_scale_is_a_constant_of_the_output_channels():
 def test_conv_algorithm_auto_picks_winograd_for_wide_3x3_only():
     same, valid = ((1, 1), (1, 1)), ((0, 0), (0, 0))
     assert F.conv_algorithm((1, 224, 224, 64), (3, 3, 64, 64), (1, 1), same) == "winograd2"
-    assert F.conv_algorithm((32, 35, 35, 32), (3, 3, 32, 48), (1, 1), same) == "winograd2"
+    assert F.conv_algorithm((32, 35, 35, 33), (3, 3, 33, 48), (1, 1), same) == "winograd2"
+    assert F.conv_algorithm((32, 35, 35, 32), (3, 3, 32, 48), (1, 1), same) == "winograd2_rows"  # few channels
+    assert F.conv_algorithm((32, 79, 79, 32), (3, 3, 32, 32), (1, 1), valid) == "winograd2_rows"  # FaceNet's stem
+    assert F.conv_algorithm((32, 77, 77, 32), (3, 3, 32, 64), (1, 1), same) == "winograd2_rows"
+    assert F.conv_algorithm((1, 23, 23, 32), (3, 3, 32, 64), (1, 1), valid) == "im2col"   # MTCNN O-Net: 21x21
     assert F.conv_algorithm((32, 38, 38, 80), (3, 3, 80, 192), (1, 1), valid) == "winograd2"   # FaceNet's stem
     assert F.conv_algorithm((1, 56, 56, 128), (3, 3, 128, 256), (1, 1), same) == "winograd4"
     assert F.conv_algorithm((1, 64, 64, 512), (3, 3, 512, 512), (1, 1), same) == "winograd4"

@@ -26,6 +26,7 @@ from .kernels import dot as dot_kernels
 from .kernels import geometry
 from .kernels import pool as pool_kernels
 from .kernels import winograd as winograd_kernels
+from .kernels import winograd_rows
 from .kernels.geometry import resolve_padding  # noqa: F401  (part of this module's interface: F.resolve_padding)
 from .tensor import Tensor, as_array, is_grad_enabled
 
@@ -406,7 +407,9 @@ CONV_PATHS = {            # name -> (forward, grad_input) kernels, conv.conv2d_f
                   functools.partial(winograd_kernels.conv2d_grad_input, m=2)),
     "winograd4": (functools.partial(winograd_kernels.conv2d_forward, m=4),
                   functools.partial(winograd_kernels.conv2d_grad_input, m=4)),
+    "winograd2_rows": (winograd_rows.conv2d_forward, functools.partial(winograd_kernels.conv2d_grad_input, m=2)),
 }
+ROWS_MAX_C = 32           # F(2x2) takes winograd2_rows up to this many input channels (see conv_algorithm)
 
 
 def conv_algorithm(x_shape, w_shape, stride, pads):
@@ -427,6 +430,10 @@ def conv_algorithm(x_shape, w_shape, stride, pads):
       against 157-174 is kept too (with im2col on the stem the batch/alone distance above rose to 1.3e-6).
       Smaller outputs stay with im2col (FaceNet's 17x17 192->192: F(2x2) 46 against 62-69 at batch 32, but the
       distance above rose to 1.1e-6).
+      With at most ROWS_MAX_C input channels, F(2x2) runs by rows of tiles in one Numba pass (winograd_rows.py):
+      there BLAS runs the thin products badly. FaceNet's stem at batch 32: 77x77 32->64 122 (BLAS F(2x2) 193,
+      im2col 136), 79x79 32->32 88 (115, 102). Each tile is computed on its own, so these layers give an image
+      the same bits alone and in a batch.
     - im2col (kernels/conv.py) otherwise: small images, few channels, RGB inputs. It is the general case and the
       reference. It also holds the direct kernel that stride-1 convolutions with at most conv.DIRECT_MAX_C input
       channels take, checked first: faster than Winograd there (MTCNN P-Net's 16 -> 32 at 381x285: 19.8 against
@@ -443,7 +450,9 @@ def conv_algorithm(x_shape, w_shape, stride, pads):
     side = builtins.min(x_shape[1] + builtins.sum(pads[0]) - 2, x_shape[2] + builtins.sum(pads[1]) - 2)
     if channels >= 128 and side >= 48:
         return "winograd4"
-    return "winograd2" if channels >= 16 and side >= 24 else "im2col"
+    if channels >= 16 and side >= 24:
+        return "winograd2_rows" if w_shape[2] <= ROWS_MAX_C else "winograd2"
+    return "im2col"
 
 
 def conv2d(x, w, b=None, stride=1, padding=0):
