@@ -304,7 +304,7 @@ def test_conv_algorithm_auto_picks_winograd_for_wide_3x3_only():
     assert F.conv_algorithm((32, 35, 35, 32), (3, 3, 32, 48), (1, 1), same) == "winograd2_rows"  # few channels
     assert F.conv_algorithm((32, 79, 79, 32), (3, 3, 32, 32), (1, 1), valid) == "winograd2_rows"  # FaceNet's stem
     assert F.conv_algorithm((32, 77, 77, 32), (3, 3, 32, 64), (1, 1), same) == "winograd2_rows"
-    assert F.conv_algorithm((32, 17, 17, 32), (3, 3, 32, 32), (1, 1), same) == "winograd2_rows"  # Block35
+    assert F.conv_algorithm((32, 17, 17, 32), (3, 3, 32, 32), (1, 1), same) == "im2col"          # Block35
     assert F.conv_algorithm((1, 23, 23, 32), (3, 3, 32, 64), (1, 1), valid) == "im2col"   # MTCNN O-Net: 21x21
     assert F.conv_algorithm((32, 38, 38, 80), (3, 3, 80, 192), (1, 1), valid) == "winograd2"   # FaceNet's stem
     assert F.conv_algorithm((1, 56, 56, 128), (3, 3, 128, 256), (1, 1), same) == "winograd4"

@@ -430,11 +430,12 @@ def conv_algorithm(x_shape, w_shape, stride, pads):
       against 157-174 is kept too (with im2col on the stem the batch/alone distance above rose to 1.3e-6).
       Smaller outputs stay with im2col (FaceNet's 17x17 192->192: F(2x2) 46 against 62-69 at batch 32, but the
       distance above rose to 1.1e-6).
-    - F(2x2) by rows of tiles in one Numba pass (winograd_rows.py) with 16 to ROWS_MAX_C input channels, on
-      outputs of 24x24 or more, or of any size when the output has at most ROWS_MAX_C channels too: BLAS runs
-      those thin products badly. FaceNet at batch 32: 79x79 32->32 72 (BLAS F(2x2) 128, im2col 108), 77x77
-      32->64 127 (187, 147), Block35's 17x17 32->32 4.6 (6.3, 6.1). Each tile is computed on its own, so these
-      layers give an image the same bits alone and in a batch. (38x38 80->192: 105 against 103, left to BLAS.)
+      With at most ROWS_MAX_C input channels, F(2x2) runs by rows of tiles in one Numba pass (winograd_rows.py):
+      BLAS runs those thin products badly. FaceNet's stem at batch 32: 79x79 32->32 72 (BLAS F(2x2) 128, im2col
+      108), 77x77 32->64 127 (187, 147). Each tile is computed on its own, so these layers give an image the same
+      bits alone and in a batch. Block35's 17x17 32->32 stays with im2col: 4.6 against 6.1 in a layer A/B, but no
+      faster in whole forwards, and the batch/alone distance above rose to 9.1e-7 (max 1.07e-6 over the 12 faces).
+      38x38 80->192 stays with BLAS (105 against 103).
     - im2col (kernels/conv.py) otherwise: small images, few channels, RGB inputs. It is the general case and the
       reference. It also holds the direct kernel that stride-1 convolutions with at most conv.DIRECT_MAX_C input
       channels take, checked first: faster than Winograd there (MTCNN P-Net's 16 -> 32 at 381x285: 19.8 against
@@ -451,9 +452,9 @@ def conv_algorithm(x_shape, w_shape, stride, pads):
     side = builtins.min(x_shape[1] + builtins.sum(pads[0]) - 2, x_shape[2] + builtins.sum(pads[1]) - 2)
     if channels >= 128 and side >= 48:
         return "winograd4"
-    if channels >= 16 and w_shape[2] <= ROWS_MAX_C and (side >= 24 or w_shape[3] <= ROWS_MAX_C):
-        return "winograd2_rows"
-    return "winograd2" if channels >= 16 and side >= 24 else "im2col"
+    if channels >= 16 and side >= 24:
+        return "winograd2_rows" if w_shape[2] <= ROWS_MAX_C else "winograd2"
+    return "im2col"
 
 
 def conv2d(x, w, b=None, stride=1, padding=0):
