@@ -19,8 +19,6 @@ Every layer carries the name it has in the weights file, so `named_parameters()`
 Shapes are NHWC: x is (N, H, W, 3). 160x160 is the trained size; smaller inputs work while every stride-2
 "valid" layer still has at least 3 pixels to look at (about 75 px and up), which keeps gradient checks fast.
 """
-import numpy as np
-
 import tinyconv.functional as F
 from tinyconv import is_grad_enabled, nn, weights
 
@@ -40,29 +38,11 @@ class ConvBN(nn.Module):
                               bias=False, name=name)
         self.bn = nn.BatchNorm2d(out_channels, eps=1e-3, momentum=0.995, scale=False, name=f"{name}_BatchNorm")
 
-    def folds(self):
-        """True when forward folds the batch norm: inference mode, no gradient."""
-        return not (self.bn.training or is_grad_enabled())
-
     def forward(self, x):
-        if not self.folds():
+        if self.bn.training or is_grad_enabled():
             return F.relu(self.bn(self.conv(x)))
         scale, shift = self.bn.affine(self.conv.kernel.dtype)
         return F.conv2d_relu(x, self.conv.kernel, shift, self.conv.stride, self.conv.padding, scale=scale)
-
-
-def pointwise_siblings(units, x):
-    """[unit(x) for unit in units] for 1x1 ConvBN units that read the same x. When they fold their batch norms, as
-    ONE product with their kernels side by side, (N*H*W, C) @ (C, sum of their outputs), whose output is then
-    sliced: a wider product runs closer to the BLAS peak (Block35's three 256 -> 32: 7.7 -> 5.1 ms at batch 32)."""
-    if not all(unit.folds() for unit in units):
-        return [unit(x) for unit in units]
-    dtype = units[0].conv.kernel.dtype
-    scales, shifts = zip(*(unit.bn.affine(dtype) for unit in units))
-    kernel = np.concatenate([unit.conv.kernel.data for unit in units], axis=3)
-    y = F.conv2d_relu(x, kernel, np.concatenate(shifts), 1, "same", scale=np.concatenate(scales))
-    edges = np.cumsum([0] + [unit.conv.kernel.shape[3] for unit in units])
-    return [y[..., a:b] for a, b in zip(edges[:-1], edges[1:])]
 
 
 PAPER_SCALES = {"Block35": 0.17, "Block17": 0.10, "Block8": 0.20}   # until a weights file gives its own
@@ -84,8 +64,7 @@ class Block35(nn.Module):
         self.up = nn.Conv2d(96, 256, 1, padding="same", name=f"{p}_Conv2d_1x1")
 
     def forward(self, x):
-        b0, b1, b2 = pointwise_siblings([self.branch_0, self.branch_1[0], self.branch_2[0]], x)
-        mixed = F.concat([b0, chain(self.branch_1[1:], b1), chain(self.branch_2[1:], b2)], axis=-1)
+        mixed = F.concat([self.branch_0(x), chain(self.branch_1, x), chain(self.branch_2, x)], axis=-1)
         return residual_relu(x, self.up, mixed, self.scale)
 
 
