@@ -74,6 +74,7 @@ def test_no_layer_takes_winograd_4x4(monkeypatch):
     with no_grad():
         InceptionResNetV1().eval()(Tensor(np.zeros((2, 160, 160, 3), np.float32)))
     assert len(picked) == 132 and "winograd2" in picked and "winograd4" not in picked
+    assert picked.count("winograd2_rows") == 2    # the 79x79 and 77x77 stem layers
 
 
 def test_residual_scales_come_from_the_weights_file(weights_file, tmp_path):

@@ -40,15 +40,22 @@ def test_binary_ops_broadcast_gradients(shapes, seed, op):
     assert gradcheck(fn, a, b)
 
 
-@given(small_shapes, seeds, st.floats(-2, 2))
-def test_add_relu_is_relu_of_x_plus_scaled_y(shape, seed, scale):
+@given(small_shapes, seeds, st.floats(-2, 2), st.booleans())
+def test_add_relu_is_relu_of_x_plus_scaled_y(shape, seed, scale, with_bias):
+    """relu(x + scale * (y + bias)), bias over the last axis: the residual connection with the up-projection's bias."""
     x, y = randn(seed, shape), randn(seed + 1, shape)
-    z = x + scale * y
-    np.testing.assert_array_equal(F.add_relu(x, y, scale).data, np.maximum(z, 0))
+    b = randn(seed + 2, shape[-1:] or (1,)) if with_bias else None
+    z = x + scale * (y + (0 if b is None else b))
+    np.testing.assert_array_equal(F.add_relu(x, y, scale, b).data, np.maximum(z, 0))
     assume(np.abs(z).min() > 1e-3)   # away from the kink at 0
-    assert gradcheck(lambda a, b: F.add_relu(a, b, scale), x, y)
+    if b is None:
+        assert gradcheck(lambda a, c: F.add_relu(a, c, scale), x, y)
+    else:
+        assert gradcheck(lambda a, c, d: F.add_relu(a, c, scale, d), x, y, b)
     with pytest.raises(ValueError, match=r"add_relu: shapes \(2, 3\) and \(3,\) differ"):
         F.add_relu(np.ones((2, 3)), np.ones(3))
+    with pytest.raises(ValueError, match=r"add_relu: bias must have shape \(3,\) \(the last axis\), got \(2,\)"):
+        F.add_relu(np.ones((2, 3)), np.ones((2, 3)), 1.0, np.ones(2))
 
 
 @given(small_shapes, seeds, st.sampled_from(["neg", "exp", "log", "sqrt", "relu", "sigmoid", "tanh", "clip"]))
@@ -250,7 +257,7 @@ def reference_conv2d(x, w, stride, pads):
     return out
 
 
-@pytest.mark.parametrize("algorithm", ["im2col", "winograd2", "winograd4"])
+@pytest.mark.parametrize("algorithm", ["im2col", "winograd2", "winograd4", "winograd2_rows"])
 @given(st.data(), seeds, st.booleans())
 def test_conv2d_forward_and_gradients(algorithm, data, seed, with_bias):
     x_shape, w_shape, stride, padding = data.draw(conv_case(winograd=algorithm != "im2col"))
@@ -293,9 +300,15 @@ def test_conv2d_scale_is_a_constant_of_the_output_channels():
 def test_conv_algorithm_auto_picks_winograd_for_wide_3x3_only():
     same, valid = ((1, 1), (1, 1)), ((0, 0), (0, 0))
     assert F.conv_algorithm((1, 224, 224, 64), (3, 3, 64, 64), (1, 1), same) == "winograd4"    # VGG conv1_2
-    assert F.conv_algorithm((1, 224, 224, 32), (3, 3, 32, 64), (1, 1), same) == "winograd2"    # 64 channels each
+    assert F.conv_algorithm((1, 224, 224, 48), (3, 3, 48, 64), (1, 1), same) == "winograd2"    # 64 channels each
     assert F.conv_algorithm((1, 46, 46, 64), (3, 3, 64, 64), (1, 1), same) == "winograd2"      # 48x48 for F(4x4)
-    assert F.conv_algorithm((32, 35, 35, 32), (3, 3, 32, 48), (1, 1), same) == "winograd2"
+    assert F.conv_algorithm((32, 35, 35, 33), (3, 3, 33, 48), (1, 1), same) == "winograd2"
+    assert F.conv_algorithm((32, 35, 35, 32), (3, 3, 32, 48), (1, 1), same) == "winograd2_rows"  # few channels
+    assert F.conv_algorithm((1, 224, 224, 32), (3, 3, 32, 64), (1, 1), same) == "winograd2_rows"
+    assert F.conv_algorithm((32, 79, 79, 32), (3, 3, 32, 32), (1, 1), valid) == "winograd2_rows"  # FaceNet's stem
+    assert F.conv_algorithm((32, 77, 77, 32), (3, 3, 32, 64), (1, 1), same) == "winograd2_rows"
+    assert F.conv_algorithm((32, 17, 17, 32), (3, 3, 32, 32), (1, 1), same) == "im2col"          # Block35
+    assert F.conv_algorithm((1, 23, 23, 32), (3, 3, 32, 64), (1, 1), valid) == "im2col"   # MTCNN O-Net: 21x21
     assert F.conv_algorithm((32, 38, 38, 80), (3, 3, 80, 192), (1, 1), valid) == "winograd2"   # FaceNet's stem
     assert F.conv_algorithm((1, 56, 56, 128), (3, 3, 128, 256), (1, 1), same) == "winograd4"
     assert F.conv_algorithm((1, 64, 64, 512), (3, 3, 512, 512), (1, 1), same) == "winograd4"
@@ -471,7 +484,7 @@ FLOAT32_CASES = {
     "clip": lambda t, s: F.clip(t, -0.5, 0.5),
     "sum": lambda t, s: F.sum(t, axis=(1, 2)),
     "mean": lambda t, s: F.mean(t, axis=-1),
-    "add_relu": lambda t, s: F.add_relu(t, 2.0 * t, 0.5),
+    "add_relu": lambda t, s: F.add_relu(t, 2.0 * t, 0.5, np.ones(s[-1])),
     "max": lambda t, s: F.max(F.relu(t), axis=(1, 2)),    # ties at 0: the shared case
     "matmul": lambda t, s: F.matmul(t, F.transpose(t, 0, 1, 3, 2)),
     "gram": lambda t, s: F.gram(F.reshape(t, -1, s[-1])),

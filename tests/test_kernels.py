@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from tinyconv import functional as F
 from tinyconv import kernels
-from tinyconv.kernels import conv, dot, reference
+from tinyconv.kernels import activation, conv, dot, reference
 
 ref_conv, ref_conv_grad_input, ref_conv_grad_weight = (reference.conv2d_forward, reference.conv2d_grad_input,
                                                        reference.conv2d_grad_weight)
@@ -319,6 +319,18 @@ def test_prelu_forward_with_bias_in_pieces(shape, dtype):
     y = kernels.prelu_forward(x, slope, bias)
     assert y.dtype == dtype and y.shape == shape
     np.testing.assert_array_equal(y, np.where(z > 0, z, z * slope))
+
+
+@pytest.mark.parametrize("rows", [3, activation.PARALLEL_MIN // 7 + 5])  # on the calling thread / in pieces
+def test_scale_shift_relu_and_add_relu_on_both_paths(rows):
+    """The one-pass epilogues: max(y * scale + shift, 0) in place, and max(x + s * (y + bias), 0)."""
+    y, x, scale, shift = (random(s, np.float32, seed) for s, seed in (((rows, 7), 1), ((rows, 7), 2), ((7,), 3),
+                                                                      ((7,), 4)))
+    expected = np.maximum(y * scale + shift, 0)
+    out = activation.add_relu(x, y, np.float32(0.5), shift, np.empty_like(x))
+    np.testing.assert_array_equal(out, np.maximum(x + np.float32(0.5) * (y + shift), 0))
+    assert activation.scale_shift_relu(y, scale, shift) is y
+    np.testing.assert_array_equal(y, expected)
 
 
 # ---------------------------------------------------------------- compile cache

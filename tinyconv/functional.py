@@ -26,6 +26,7 @@ from .kernels import dot as dot_kernels
 from .kernels import geometry
 from .kernels import pool as pool_kernels
 from .kernels import winograd as winograd_kernels
+from .kernels import winograd_rows
 from .kernels.geometry import resolve_padding  # noqa: F401  (part of this module's interface: F.resolve_padding)
 from .tensor import Tensor, as_array, is_grad_enabled
 
@@ -154,20 +155,29 @@ def relu(x):
     return Tensor.from_op(out, (x,), lambda g: (g * (out > 0),), "relu")  # d relu/dx = 1[x>0] = 1[relu(x)>0]
 
 
-def add_relu(x, y, scale=1.0):
-    """relu(x + scale * y) in one pass, without the two intermediate arrays: the residual connection of
-    Inception-ResNet (x the block's input, y its branches' output, scale a number). x and y of one shape."""
+def add_relu(x, y, scale=1.0, bias=None):
+    """relu(x + scale * (y + bias)) in one pass, without the intermediate arrays: the residual connection of
+    Inception-ResNet (x the block's input, y its up-projection without its bias, scale a number, bias (C,) over the
+    last axis or None). x and y of one shape."""
     x, y = _pair(x, y)
     if x.shape != y.shape:
         raise ValueError(f"add_relu: shapes {x.shape} and {y.shape} differ")
+    channels = x.shape[-1] if x.ndim else 1
+    bias = None if bias is None else tensor(bias, x.dtype)
+    if bias is not None and bias.shape != (channels,):
+        raise ValueError(f"add_relu: bias must have shape ({channels},) (the last axis), got {bias.shape}")
     scale = x.dtype.type(scale)
     out = activation_kernels.add_relu(np.ascontiguousarray(x.data), np.ascontiguousarray(y.data), scale,
+                                      np.zeros(channels, x.dtype) if bias is None else bias.data,
                                       np.empty(x.shape, x.dtype))
 
-    def vjp(g):  # z = x + s y, out = relu(z):  dx = g 1[z > 0],  dy = s g 1[z > 0]   (1[z > 0] = 1[out > 0])
-        gz = g * (out > 0)
-        return gz, scale * gz
-    return Tensor.from_op(out, (x, y), vjp, "add_relu")
+    def vjp(g):  # z = x + s (y + b), out = relu(z):  dx = g 1[z > 0],  dy = s g 1[z > 0],  db = dy summed per
+        gz = g * (out > 0)                                 # channel   (1[z > 0] = 1[out > 0])
+        gy = scale * gz
+        if bias is None:
+            return gz, gy
+        return gz, gy, gy.reshape(-1, channels).sum(axis=0) if bias.requires_grad else None
+    return Tensor.from_op(out, (x, y) if bias is None else (x, y, bias), vjp, "add_relu")
 
 
 def maximum(a, b):
@@ -397,7 +407,9 @@ CONV_PATHS = {            # name -> (forward, grad_input) kernels, conv.conv2d_f
                   functools.partial(winograd_kernels.conv2d_grad_input, m=2)),
     "winograd4": (functools.partial(winograd_kernels.conv2d_forward, m=4),
                   functools.partial(winograd_kernels.conv2d_grad_input, m=4)),
+    "winograd2_rows": (winograd_rows.conv2d_forward, functools.partial(winograd_kernels.conv2d_grad_input, m=2)),
 }
+ROWS_MAX_C = 32           # F(2x2) takes winograd2_rows up to this many input channels (see conv_algorithm)
 
 
 def conv_algorithm(x_shape, w_shape, stride, pads):
@@ -415,15 +427,20 @@ def conv_algorithm(x_shape, w_shape, stride, pads):
       layer at 160 px has 64 channels on both sides at 48x48 (tests/test_facenet.py checks that none takes it).
     - Winograd F(2x2, 3x3) when both channel counts are at least 16 and the output at least 24x24: VGG conv4_2
       at 224 px 25 (im2col 31; F(4x4)'s kernel transform, 4x the kernel, costs more than it
-      saves on 28x28), FaceNet at batch 32: 38x38 80->192 103 (138), 79x79 32->32 93 (111); 77x77 32->64 166-203
-      against 157-174 is kept too (with im2col on the stem the batch/alone distance above rose to 1.3e-6).
+      saves on 28x28), FaceNet at batch 32: 38x38 80->192 103 (138).
       Smaller outputs stay with im2col (FaceNet's 17x17 192->192: F(2x2) 46 against 62-69 at batch 32, but the
       distance above rose to 1.1e-6).
+      With at most ROWS_MAX_C input channels, F(2x2) runs by rows of tiles in one Numba pass (winograd_rows.py):
+      BLAS runs those thin products badly. FaceNet's stem at batch 32: 79x79 32->32 72 (BLAS F(2x2) 128, im2col
+      108), 77x77 32->64 127 (187, 147). Each tile is computed on its own, so these layers give an image the same
+      bits alone and in a batch. Block35's 17x17 32->32 stays with im2col: 4.6 against 6.1 in a layer A/B, but no
+      faster in whole forwards, and the batch/alone distance above rose to 9.1e-7 (max 1.07e-6 over the 12 faces).
+      38x38 80->192 stays with BLAS (105 against 103).
     - im2col (kernels/conv.py) otherwise: small images, few channels, RGB inputs. It is the general case and the
       reference. It also holds the direct kernel that stride-1 convolutions with at most conv.DIRECT_MAX_C input
       channels take, checked first: faster than Winograd there (MTCNN P-Net's 16 -> 32 at 381x285: 19.8 against
-      34.6). CONV_ALGORITHM = "im2col", "winograd2" or "winograd4" forces that path (Winograd only where it
-      applies). The kernel gradient always uses conv.conv2d_grad_weight.
+      34.6). CONV_ALGORITHM = "im2col", "winograd2", "winograd4" or "winograd2_rows" forces that path (Winograd
+      only where it applies). The kernel gradient always uses conv.conv2d_grad_weight.
     """
     if CONV_ALGORITHM == "im2col" or not winograd_kernels.supports(w_shape, stride, pads):
         return "im2col"
@@ -435,7 +452,9 @@ def conv_algorithm(x_shape, w_shape, stride, pads):
     side = builtins.min(x_shape[1] + builtins.sum(pads[0]) - 2, x_shape[2] + builtins.sum(pads[1]) - 2)
     if channels >= 64 and side >= 48:
         return "winograd4"
-    return "winograd2" if channels >= 16 and side >= 24 else "im2col"
+    if channels >= 16 and side >= 24:
+        return "winograd2_rows" if w_shape[2] <= ROWS_MAX_C else "winograd2"
+    return "im2col"
 
 
 def conv2d(x, w, b=None, stride=1, padding=0):

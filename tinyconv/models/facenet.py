@@ -65,7 +65,7 @@ class Block35(nn.Module):
 
     def forward(self, x):
         mixed = F.concat([self.branch_0(x), chain(self.branch_1, x), chain(self.branch_2, x)], axis=-1)
-        return F.add_relu(x, self.up(mixed), self.scale)   # relu(x + scale * up(mixed))
+        return residual_relu(x, self.up, mixed, self.scale)
 
 
 class Block17(nn.Module):
@@ -83,7 +83,7 @@ class Block17(nn.Module):
 
     def forward(self, x):
         mixed = F.concat([self.branch_0(x), chain(self.branch_1, x)], axis=-1)
-        return F.add_relu(x, self.up(mixed), self.scale)   # relu(x + scale * up(mixed))
+        return residual_relu(x, self.up, mixed, self.scale)
 
 
 class Block8(nn.Module):
@@ -101,8 +101,9 @@ class Block8(nn.Module):
 
     def forward(self, x):
         mixed = F.concat([self.branch_0(x), chain(self.branch_1, x)], axis=-1)
-        up = self.up(mixed)
-        return F.add_relu(x, up, self.scale) if self.activation else x + self.scale * up
+        if self.activation:
+            return residual_relu(x, self.up, mixed, self.scale)
+        return x + self.scale * self.up(mixed)
 
 
 class ReductionA(nn.Module):
@@ -137,6 +138,12 @@ class ReductionB(nn.Module):
         pooled = F.max_pool2d(x, 3, stride=2)  # Mixed_7a_Branch_3_MaxPool_1a_3x3
         return F.concat([chain(self.branch_0, x), chain(self.branch_1, x), chain(self.branch_2, x), pooled],
                         axis=-1)
+
+
+def residual_relu(x, up, mixed, scale):
+    """relu(x + scale * up(mixed)), the end of a residual block: the 1x1 convolution `up` (nn.Conv2d) without its
+    bias, then one pass (F.add_relu) adds the bias, scales, adds x and applies the relu."""
+    return F.add_relu(x, F.conv2d(mixed, up.kernel, None, up.stride, up.padding), scale, up.bias)
 
 
 def chain(layers, x):
