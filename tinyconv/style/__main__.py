@@ -149,8 +149,8 @@ def memory_limit(max_memory_gib):
 def plan_memory(model, scales, layers, max_memory_gib):
     """(modes, bytes needed) for a coarse-to-fine run; scales: per scale, the shapes [(h, w), ...] of its image and
     its style images. Each scale computes the whole graph if that fits the limit, else one block at a time: modes
-    is one `segmented` flag per scale and the bytes the largest scale needs; (None, bytes needed one block at a
-    time) if a scale does not fit even so."""
+    is one `segmented` flag per scale and the bytes the largest scale needs; (None, bytes the run needs one block
+    at a time, over all scales) if a scale does not fit even so."""
     limit = memory_limit(max_memory_gib)
     modes, needs = [], []
     for shapes in scales:
@@ -159,7 +159,8 @@ def plan_memory(model, scales, layers, max_memory_gib):
             if limit is None or need <= limit:
                 break
         else:
-            return None, need
+            return None, max(memory_estimate(model, h, w, layers, segmented=True) for shapes in scales
+                             for h, w in shapes)
         modes.append(segmented)
         needs.append(need)
     return modes, max(needs)
@@ -188,7 +189,8 @@ def parse_weights(text, what, count=None):
         raise ValueError(f"{what}: expected comma-separated numbers, got {text!r}") from None
     if (count is not None and len(values) != count) or not all(math.isfinite(v) and v >= 0 for v in values) \
             or sum(values) <= 0:
-        raise ValueError(f"{what}: expected {count or 'some'} finite non-negative numbers with a positive sum, "
+        numbers = "number" if count == 1 else "numbers"
+        raise ValueError(f"{what}: expected {count or 'some'} finite non-negative {numbers} with a positive sum, "
                          f"got {text!r}")
     return values
 
