@@ -10,19 +10,16 @@ With K = kh*kw*C and the column matrix `cols` of `im2col` (one row per output pi
 The work is done in tiles of output rows so the column buffer stays a few MB (the big early VGG layers would
 otherwise move 100+ MB of columns through memory); on images of ROW_MIN_PIXELS output pixels or more the stride-1
 kernel gradient copies the columns of one kernel row only (`_rows_grad_weight`). 1x1 stride-1 unpadded convolutions are plain matrix products
-with no copy at all. 1-D kernels at stride 1 (FaceNet's 1x7, 7x1, 1x3, 3x1) skip im2col too ("kn2row"): x is
-transposed so that the axis the kernel slides along comes first, xt (S, R, C) with R = N * the other side; then
-tap i shifts whole blocks of contiguous rows, and each tap is ONE BLAS product accumulated in place into the
-output (gemm with beta = 1; Fortran BLAS from scipy, as numpy's cannot accumulate):
-    forward       yt[s]   += xt[s + i - p] @ w[i]        for every output s whose input s + i - p is inside
+with no copy at all. 1-D kernels at stride 1 (FaceNet's 1x7, 7x1, 1x3, 3x1) skip im2col too. Forward (and
+grad_input, a forward convolution): for a 1 x k kernel the k*C inputs of an output column are contiguous in the
+zero-padded x, so the column matrix of output column s is a VIEW of xp with row stride (W + pl + pr) * C, and
+    forward       y[:, :, s] = xp[:, :, s:s+k].reshape(N*H, k*C) @ w.reshape(k*C, O)     (Wo products)
+(k x 1: the same on x copied transposed). At batch 32, 17x17, 128 -> 128, 1x7: 17.7 ms against 26 for one product
+per tap accumulated in place (K = C = 128 there, k*C = 896 here). The kernel gradient works in a layout where the
+axis the kernel slides along comes first, xt (S, R, C) with R = N * the other side; tap i then shifts whole
+blocks of contiguous rows:
     grad_weight   gw[i]    = sum over s of xt[s + i - p].T @ gyt[s]
-and grad_input, a forward convolution, gets it too; the kernel gradient measured about even with im2col's (25-30
-against 24-31 ms), without its copy. Each call makes k products and two transposing copies (0.6-2.8 ms), and
-no thread hand-off in between: the former path (all k taps in one product of C x k*O per chunk of images, then a
-Numba pass adding the shifted slices) made 16 products and 16 Numba launches per FaceNet 1x7 call, each waiting
-for both threads. On a quiet machine both took the same (7x1 at batch 32: 22.6 / 22.0 ms); beside another busy
-process the old one took 150-160 ms against 48-55 (each of those launches waited for a core), which is why it
-varied so much between runs.
+one BLAS product per tap, about even with im2col's (25-30 against 24-31 ms), without its copy.
 Stride-1 forward passes with few input channels (C <= DIRECT_MAX_C) are computed directly instead
 (`_direct_forward`, channel-planar on pieces of output rows): there the column matrix is thin, BLAS runs at a
 fraction of its speed and the copy costs more than the arithmetic. Measured (ms, 2 threads), direct / im2col:
@@ -34,7 +31,6 @@ Output dtype follows x (float32 or float64); w is cast to it if needed.
 """
 import numpy as np
 from numba import njit, prange
-from scipy.linalg import blas
 
 from tinyconv.kernels import geometry
 from tinyconv.kernels.im2col import col2im_add, im2col
@@ -92,31 +88,32 @@ def _line_taps(k, p, S, So):
 
 
 def _line_forward(x, w, Ho, Wo, padding):
-    """Forward convolution of a 1-D kernel by per-tap products (see the module docstring): in the layout of
-    `_line_layout`, yt[lo:hi] += xt[lo+i-p : hi+i-p] @ w[i] for each tap i, one BLAS product of contiguous row
-    blocks accumulated in place (gemm with beta = 1; a tap that reaches every output position goes first, with
-    beta = 0), then y is yt transposed back."""
-    xt, p, perm = _line_layout(x, w.shape, padding)
-    k, C, O = max(w.shape[:2]), w.shape[2], w.shape[3]
-    S, So = xt.shape[0], (Ho if w.shape[0] > 1 else Wo)
-    yt = work_buffer((So, xt.shape[1], O), x.dtype, slot=1)
-    taps = sorted(_line_taps(k, p, S, So), key=lambda tap: tap[1:] != (0, So))   # one reaching all s first
-    covered = bool(taps) and taps[0][1:] == (0, So)
-    if not covered:
-        yt[:] = 0
-    gemm = blas.get_blas_funcs("gemm", dtype=x.dtype)
-    for t, (i, lo, hi) in enumerate(taps):
-        # Fortran BLAS on C-ordered arrays: yt.T = w[i].T @ xt.T, written in place into yt's F-contiguous view
-        c = yt[lo:hi].reshape(-1, O).T
-        out = gemm(1.0, w.reshape(k, C, O)[i].T, xt[lo + i - p:hi + i - p].reshape(-1, C).T,
-                   beta=0.0 if t == 0 and covered else 1.0, c=c, overwrite_c=True)
-        if not np.may_share_memory(out, c):     # a dtype BLAS lacks (float16): computed in a converted copy
-            c[...] = out
-    across = padding[1] if w.shape[0] > 1 else padding[0]
-    y = (np.zeros if any(across) else np.empty)((x.shape[0], Ho, Wo, O), x.dtype)
-    inner = _line_inner(y, w.shape, padding)
-    np.copyto(inner, yt.reshape(np.shape(inner.transpose(perm))).transpose(np.argsort(perm)))
-    return y
+    """Forward convolution of a 1-D kernel with no column copy (see the module docstring): for a 1 x k kernel, the
+    k*C inputs of output column s in row (n, h) are contiguous in the zero-padded x, xp (N, H, W + pl + pr, C), so
+    they form the (N*H) x (k*C) matrix view xp[:, :, s:s+k] (row stride (W + pl + pr) * C) and y[:, :, s] is ONE
+    product with w reshaped (k*C) x O: im2col's product without the copy. A k x 1 kernel is the same with H and W
+    swapped (x copied transposed into xp, y transposed back)."""
+    tall = w.shape[0] > 1
+    if tall:
+        x, w, padding, Ho, Wo = x.transpose(0, 2, 1, 3), w.transpose(1, 0, 2, 3), padding[::-1], Wo, Ho
+    (pt, pb), (pl, pr) = padding
+    N, H, W, C = x.shape
+    k, O = w.shape[1], w.shape[3]
+    xp = work_buffer((N, H, W + pl + pr, C), x.dtype)
+    xp[:, :, :pl] = 0
+    xp[:, :, pl + W:] = 0
+    xp[:, :, pl:pl + W] = x
+    rows, wk = xp.reshape(N * H, -1), w.reshape(k * C, O)
+    direct = not (tall or pt or pb)     # y's rows are then exactly xp's rows: the products write into y
+    inner = np.empty((N, Ho, Wo, O), x.dtype) if direct else work_buffer((N, H, Wo, O), x.dtype, slot=1)
+    out = inner.reshape(N * H, Wo * O)
+    for s in range(Wo):
+        np.matmul(rows[:, s * C:(s + k) * C], wk, out=out[:, s * O:(s + 1) * O])
+    if direct:
+        return inner
+    y = (np.zeros if pt or pb else np.empty)((N, Ho, Wo, O), x.dtype)
+    y[:, pt:pt + H] = inner
+    return np.ascontiguousarray(y.transpose(0, 2, 1, 3)) if tall else y
 
 
 def _line_inner(y, w_shape, padding):
