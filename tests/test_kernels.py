@@ -30,7 +30,7 @@ SETTINGS = settings(max_examples=40, deadline=None)
 @st.composite
 def conv_cases(draw):
     """(x shape, w shape, stride, padding, tile bytes) with a non-empty output; often a 1-D kernel at stride 1
-    (the per-tap path)."""
+    (the path over views of the padded input)."""
     kh, kw = draw(st.one_of(st.tuples(st.integers(1, 5), st.integers(1, 5)),
                             st.sampled_from([(1, 3), (3, 1), (1, 7), (7, 1)])))
     stride = draw(st.one_of(st.just((1, 1)), st.tuples(st.integers(1, 3), st.integers(1, 3))))
@@ -180,8 +180,8 @@ def test_conv2d_float32_named_shapes(kh, kw, stride, padding):
 
 @pytest.mark.parametrize("kh, kw", [(1, 3), (3, 1)])
 def test_line_kernels_in_a_dtype_blas_lacks(kh, kw):
-    """The per-tap products of 1-D kernels accumulate in place through BLAS gemm; a float16 input (no BLAS routine)
-    is computed in a converted copy and written back, not left unwritten."""
+    """The 1-D kernels' products write into views of the output (and of a work buffer); a float16 input, which has
+    no BLAS routine, still gets every output value."""
     x64, w64 = random((2, 5, 6, 3), seed=7), random((kh, kw, 3, 4), seed=8)
     padding = ((kh // 2, kh // 2), (kw // 2, kw // 2))
     y = kernels.conv2d_forward(x64.astype(np.float16), w64.astype(np.float16), (1, 1), padding)

@@ -485,6 +485,18 @@ def test_quantised_reader_runs_nothing_from_the_file(tmp_path):
         read_quantised_vgg(tmp_path / "plain.bin")
 
 
+def test_quantised_reader_refuses_a_tensor_outside_its_storage(tmp_path):
+    """A corrupted stride (or size, or offset) must not make the reader copy memory beyond the storage's bytes."""
+    write_torch_legacy(tmp_path / "q.bin", {"x_b": np.arange(3, dtype=np.float32)})
+    data = (tmp_path / "q.bin").read_bytes()
+    stride = pickled_int(1)
+    assert data.count(stride) == 1                      # the tensor's only stride (count, offset, size differ)
+    (tmp_path / "bad.bin").write_bytes(data.replace(stride, pickled_int(1000)))
+    with pytest.raises(ValueError, match=r"bad.bin: a tensor \(offset 0, size \(3,\), stride \(1000,\)\) reaches "
+                                         r"outside its storage of 3 values"):
+        read_torch_legacy(tmp_path / "bad.bin")
+
+
 # ---------------------------------------------------------------- fetching: failure modes (no downloads)
 
 def fake_pip(monkeypatch, content=None):

@@ -9,17 +9,16 @@ With K = kh*kw*C and the column matrix `cols` of `im2col` (one row per output pi
     grad_weight   gw = cols.T @ gy
 The work is done in tiles of output rows so the column buffer stays a few MB (the big early VGG layers would
 otherwise move 100+ MB of columns through memory); on images of ROW_MIN_PIXELS output pixels or more the stride-1
-kernel gradient copies the columns of one kernel row only (`_rows_grad_weight`). 1x1 stride-1 unpadded convolutions are plain matrix products
-with no copy at all. 1-D kernels at stride 1 (FaceNet's 1x7, 7x1, 1x3, 3x1) skip im2col too. Forward (and
-grad_input, a forward convolution): for a 1 x k kernel the k*C inputs of an output column are contiguous in the
-zero-padded x, so the column matrix of output column s is a VIEW of xp with row stride (W + pl + pr) * C, and
+kernel gradient copies the columns of one kernel row only (`_rows_grad_weight`). 1x1 stride-1 unpadded
+convolutions are plain matrix products with no copy at all. 1-D kernels at stride 1 (FaceNet's 1x7, 7x1, 1x3,
+3x1) skip im2col too. Forward (and grad_input, a forward convolution): for a 1 x k kernel the k*C inputs of an
+output column are contiguous in the zero-padded x, xp, so the column matrix of output column s is a VIEW of xp
+with row stride (W + pl + pr) * C, and
     forward       y[:, :, s] = xp[:, :, s:s+k].reshape(N*H, k*C) @ w.reshape(k*C, O)     (Wo products)
 (k x 1: the same on x copied transposed). At batch 32, 17x17, 128 -> 128, 1x7: 17.7 ms against 26 for one product
-per tap accumulated in place (K = C = 128 there, k*C = 896 here). The kernel gradient works in a layout where the
-axis the kernel slides along comes first, xt (S, R, C) with R = N * the other side; tap i then shifts whole
-blocks of contiguous rows:
-    grad_weight   gw[i]    = sum over s of xt[s + i - p].T @ gyt[s]
-one BLAS product per tap, about even with im2col's (25-30 against 24-31 ms), without its copy.
+per tap accumulated in place (K = C = 128 there, k*C = 896 here). The kernel gradient uses the same views:
+    grad_weight   gw = sum over s of xp[:, :, s:s+k].reshape(N*H, k*C).T @ gy[:, :, s]
+(in process, 1x7 28.8 against 31.3 ms for one product per tap in a transposed layout, 7x1 22.6 against 20.6).
 Stride-1 forward passes with few input channels (C <= DIRECT_MAX_C) are computed directly instead
 (`_direct_forward`, channel-planar on pieces of output rows): there the column matrix is thin, BLAS runs at a
 fraction of its speed and the copy costs more than the arithmetic. Measured (ms, 2 threads), direct / im2col:
@@ -65,48 +64,38 @@ def _is_pointwise(w_shape, stride, padding):
 
 
 def _is_line(w_shape, stride):
-    """True for a 1-D kernel (1xk or kx1, k > 1) at stride 1: computed by per-tap products, no column copy."""
+    """True for a 1-D kernel (1xk or kx1, k > 1) at stride 1: products over views of the padded input, no copy."""
     return min(w_shape[:2]) == 1 and max(w_shape[:2]) > 1 and tuple(stride) == (1, 1)
 
 
-def _line_layout(x, w_shape, padding, slot=0):
-    """(xt, p, perm) for a 1-D kernel: xt (S, R, C) is x (N, H, W, C) transposed so that the image axis the kernel
-    slides along (length S) comes first and the other two are rows R = N * the other side, copied into a work
-    buffer; p is the padding before that axis and perm the transposition (np.argsort(perm) undoes it)."""
-    perm, p = ((1, 0, 2, 3), padding[0][0]) if w_shape[0] > 1 else ((2, 0, 1, 3), padding[1][0])
-    view = x.transpose(perm)
-    xt = work_buffer(view.shape, x.dtype, slot)
-    np.copyto(xt, view)
-    return xt.reshape(view.shape[0], -1, x.shape[3]), p, perm
-
-
-def _line_taps(k, p, S, So):
-    """[(i, lo, hi)]: tap i of a length-k 1-D kernel reaches the output positions lo <= s < hi along its axis (the
-    input s + i - p inside 0..S-1); taps that reach none are left out."""
-    spans = [(i, max(0, p - i), min(So, S + p - i)) for i in range(k)]
-    return [(i, lo, hi) for i, lo, hi in spans if lo < hi]
-
-
-def _line_forward(x, w, Ho, Wo, padding):
-    """Forward convolution of a 1-D kernel with no column copy (see the module docstring): for a 1 x k kernel, the
-    k*C inputs of output column s in row (n, h) are contiguous in the zero-padded x, xp (N, H, W + pl + pr, C), so
-    they form the (N*H) x (k*C) matrix view xp[:, :, s:s+k] (row stride (W + pl + pr) * C) and y[:, :, s] is ONE
-    product with w reshaped (k*C) x O: im2col's product without the copy. A k x 1 kernel is the same with H and W
-    swapped (x copied transposed into xp, y transposed back)."""
-    tall = w.shape[0] > 1
+def _line_padded(x, w_shape, padding):
+    """(rows, across, tall) for a 1-D kernel: x zero-padded along the kernel's axis, in a work buffer, as the matrix
+    rows (N*H, (W + pl + pr) * C); for a k x 1 kernel x is first transposed to (N, W, H, C) so that the kernel's
+    axis is the second image axis either way (tall True). across: the padding (before, after) across that axis,
+    whose output rows see only zeros."""
+    tall = w_shape[0] > 1
     if tall:
-        x, w, padding, Ho, Wo = x.transpose(0, 2, 1, 3), w.transpose(1, 0, 2, 3), padding[::-1], Wo, Ho
-    (pt, pb), (pl, pr) = padding
+        x, padding = x.transpose(0, 2, 1, 3), padding[::-1]
+    across, (pl, pr) = padding
     N, H, W, C = x.shape
-    k, O = w.shape[1], w.shape[3]
     xp = work_buffer((N, H, W + pl + pr, C), x.dtype)
     xp[:, :, :pl] = 0
     xp[:, :, pl + W:] = 0
     xp[:, :, pl:pl + W] = x
-    rows, wk = xp.reshape(N * H, -1), w.reshape(k * C, O)
-    direct = not (tall or pt or pb)     # y's rows are then exactly xp's rows: the products write into y
+    return xp.reshape(N * H, -1), across, tall
+
+
+def _line_forward(x, w, Ho, Wo, padding):
+    """Forward convolution of a 1-D kernel with no column copy (see the module docstring): for a 1 x k kernel, the
+    k*C inputs of output column s in row (n, h) are contiguous in the zero-padded x (`_line_padded`), so they form
+    the (N*H) x (k*C) matrix view rows[:, s*C:(s+k)*C] and y[:, :, s] is ONE product with w reshaped (k*C) x O:
+    im2col's product without the copy. A k x 1 kernel is the same with H and W swapped (y transposed back)."""
+    rows, (pt, pb), tall = _line_padded(x, w.shape, padding)
+    N, C, k, O = x.shape[0], x.shape[3], max(w.shape[:2]), w.shape[3]
+    H, Ho, Wo = (x.shape[2], Wo, Ho) if tall else (x.shape[1], Ho, Wo)
+    direct = not (tall or pt or pb)     # y's rows are then exactly the padded x's rows: the products write into y
     inner = np.empty((N, Ho, Wo, O), x.dtype) if direct else work_buffer((N, H, Wo, O), x.dtype, slot=1)
-    out = inner.reshape(N * H, Wo * O)
+    out, wk = inner.reshape(N * H, Wo * O), w.reshape(k * C, O)
     for s in range(Wo):
         np.matmul(rows[:, s * C:(s + k) * C], wk, out=out[:, s * O:(s + 1) * O])
     if direct:
@@ -116,22 +105,21 @@ def _line_forward(x, w, Ho, Wo, padding):
     return np.ascontiguousarray(y.transpose(0, 2, 1, 3)) if tall else y
 
 
-def _line_inner(y, w_shape, padding):
-    """The view of y (N, Ho, Wo, O) without the zero rows or columns that padding across a 1-D kernel's axis adds
-    (the output of such a kernel there sees only padding)."""
-    (pt, pb), (pl, pr) = padding
-    return y[:, :, pl:y.shape[2] - pr] if w_shape[0] > 1 else y[:, pt:y.shape[1] - pb]
-
-
 def _line_grad_weight(x, gy, w_shape, padding):
-    """Kernel gradient of a 1-D kernel at stride 1: in the layout of `_line_layout` for both x and gy,
-    gw[i] = xt[lo+i-p : hi+i-p].T @ gyt[lo:hi] (C x O), one BLAS product per tap over contiguous row blocks."""
-    xt, p, _ = _line_layout(x, w_shape, padding)
-    gyt, _, _ = _line_layout(_line_inner(gy, w_shape, padding), w_shape, padding, slot=1)
-    k, C, O = max(w_shape[:2]), w_shape[2], w_shape[3]
-    gw = np.zeros((k, C, O), x.dtype)
-    for i, lo, hi in _line_taps(k, p, xt.shape[0], gyt.shape[0]):
-        np.dot(xt[lo + i - p:hi + i - p].reshape(-1, C).T, gyt[lo:hi].reshape(-1, O), out=gw[i])
+    """Kernel gradient of a 1-D kernel at stride 1 over the same views as `_line_forward`:
+    gw (k*C, O) = sum over output columns s of rows[:, s*C:(s+k)*C].T @ gy[:, :, s] (output rows that see only
+    padding add nothing)."""
+    rows, (pt, _), tall = _line_padded(x, w_shape, padding)
+    if tall:
+        gy = gy.transpose(0, 2, 1, 3)
+    N, C, k, O = x.shape[0], x.shape[3], max(w_shape[:2]), w_shape[3]
+    H, Wo = rows.shape[0] // N, gy.shape[2]
+    g = work_buffer((N, H, Wo, O), x.dtype, slot=1)
+    g[...] = gy[:, pt:pt + H]
+    g = g.reshape(N * H, Wo * O)
+    gw, part = np.zeros((k * C, O), x.dtype), np.empty((k * C, O), x.dtype)
+    for s in range(Wo):
+        gw += np.matmul(rows[:, s * C:(s + k) * C].T, g[:, s * O:(s + 1) * O], out=part)
     return gw.reshape(w_shape)
 
 

@@ -37,6 +37,13 @@ class _Tensor:
         self.storage, self.offset, self.size, self.stride = storage, offset, tuple(size), tuple(stride)
 
     def array(self):
+        """The tensor's values, copied; ValueError if its offset, size or stride reach outside its storage."""
+        if self.size and min(self.size) == 0:
+            return np.zeros(self.size, self.storage.dtype)
+        last = self.offset + sum((n - 1) * s for n, s in zip(self.size, self.stride))
+        if self.offset < 0 or min(self.size + self.stride, default=0) < 0 or last >= self.storage.count:
+            raise ValueError(f"a tensor (offset {self.offset}, size {self.size}, stride {self.stride}) reaches outside "
+                             f"its storage of {self.storage.count} values")
         itemsize = np.dtype(self.storage.dtype).itemsize
         return np.lib.stride_tricks.as_strided(self.storage.data[self.offset:], self.size,
                                                [s * itemsize for s in self.stride]).copy()
@@ -91,7 +98,10 @@ def read_torch_legacy(path):
     missing = [k for k, s in unpickler.storages.items() if s.data is None]
     if missing:
         raise ValueError(f"{path}: storage {missing[0]} has no data")
-    return {str(name): tensor.array() for name, tensor in obj.items()}
+    try:
+        return {str(name): tensor.array() for name, tensor in obj.items()}
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
 
 
 def read_quantised_vgg(path):
