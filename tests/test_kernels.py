@@ -7,6 +7,7 @@ import subprocess
 import sys
 from contextlib import contextmanager
 from pathlib import Path
+from unittest.mock import patch
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 
 from tinyconv import functional as F
 from tinyconv import kernels
-from tinyconv.kernels import activation, conv, dot, reference
+from tinyconv.kernels import activation, conv, dot, reference, winograd
 
 ref_conv, ref_conv_grad_input, ref_conv_grad_weight = (reference.conv2d_forward, reference.conv2d_grad_input,
                                                        reference.conv2d_grad_weight)
@@ -94,6 +95,35 @@ def test_conv2d_forward_matches_reference(case, direct):
         y = kernels.conv2d_forward(x, w, stride, padding)
     assert y.dtype == np.float64
     np.testing.assert_allclose(y, ref_conv(x, w, stride, padding), rtol=1e-12, atol=1e-12)
+
+
+@st.composite
+def batch_cases(draw):
+    """(x shape, w shape, stride, padding, tile bytes, path) for the alone-or-in-a-batch check: 2-4 images, up to
+    48 channels, every forward path but the 1-D kernels' and the direct kernel's."""
+    kh, kw = draw(st.tuples(st.integers(1, 4), st.integers(1, 4)).filter(lambda k: min(k) > 1 or k == (1, 1)))
+    stride = draw(st.one_of(st.just((1, 1)), st.tuples(st.integers(1, 2), st.integers(1, 2))))
+    padding = tuple((draw(st.integers(0, 2)), draw(st.integers(0, 2))) for _ in range(2))
+    H, W = draw(st.integers(max(4, kh), 14)), draw(st.integers(max(4, kw), 14))
+    C, O = draw(st.integers(conv.DIRECT_MAX_C + 1, 48)), draw(st.integers(1, 48))
+    path = draw(st.sampled_from(["im2col", "winograd2", "winograd4"] if (kh, kw, stride) == (3, 3, (1, 1)) else
+                                ["im2col"]))
+    return (draw(st.integers(2, 4)), H, W, C), (kh, kw, C, O), stride, padding, draw(st.sampled_from([1, 3000,
+                                                                                                       conv.TILE_BYTES])), path
+
+
+@SETTINGS
+@given(batch_cases())
+def test_an_image_gets_the_same_bits_alone_and_in_a_batch(case):
+    """Products never span images of IMAGE_MIN_ROWS output pixels or more (here: every image), so an image's
+    float32 output does not depend on the batch it is in, on any path and in tiles of any size."""
+    x_shape, w_shape, stride, padding, tb, path = case
+    x, w = random(x_shape, np.float32, seed=1), random(w_shape, np.float32, seed=2)
+    forward = F.CONV_PATHS[path][0]
+    with patch.object(conv, "IMAGE_MIN_ROWS", 0), patch.object(winograd, "CHUNK_BYTES", tb), tile_bytes(tb):
+        batch = forward(x, w, stride, padding)
+        for i in range(x_shape[0]):
+            np.testing.assert_array_equal(forward(x[i:i + 1], w, stride, padding)[0], batch[i])
 
 
 @st.composite

@@ -38,6 +38,7 @@ DIRECT_MAX_C = 16             # stride-1 forward passes with at most this many i
 DIRECT_TILE_BYTES = 16 << 10  # ... and accumulate pieces of output rows of about this size (in the L1 cache)
 TILE_BYTES = 8 << 20          # target size of one tile of the column matrix ...
 MIN_TILE_PIXELS = 2048        # ... unless that leaves fewer output pixels (matrix rows) than this
+IMAGE_MIN_ROWS = 256         # products never span images of at least this many output pixels (image_tiles)
 ROW_MIN_PIXELS = 2048         # stride-1 kernel gradients on images of this many output pixels or more ...
 ROW_TILE_BYTES = 3 << 20      # ... copy 1 x kw columns (`_rows_grad_weight`), in tiles of about this size
 _scratch = {}                 # (dtype, slot) -> reusable 1-D work buffer (grown on demand; not thread-safe)
@@ -123,13 +124,33 @@ def _line_grad_weight(x, gy, w_shape, padding):
     return gw.reshape(w_shape)
 
 
+def image_tiles(N, per_image, width, rows):
+    """Yield (t0, t1, g) ranges of flat row indices t = n*per_image + r (n an image, r one of its per_image rows,
+    e.g. output rows; `width` matrix rows each) in pieces of about `rows`, to be multiplied as g products of equal
+    height, one per image, whose shapes depend on the image alone: an image then gets the same bits alone and in a
+    batch (OpenBLAS gives a row other bits when the product has another number of rows). Either g whole images,
+    or a piece of one image (g = 1). Images of fewer than IMAGE_MIN_ROWS matrix rows are the exception: one
+    product spans several of them (g = 1), since BLAS runs such short products at a fraction of its speed."""
+    if per_image * width < IMAGE_MIN_ROWS:
+        for t0 in range(0, N * per_image, rows):
+            yield t0, min(t0 + rows, N * per_image), 1
+    elif rows >= per_image:
+        images = rows // per_image
+        for n0 in range(0, N, images):
+            g = min(images, N - n0)
+            yield n0 * per_image, (n0 + g) * per_image, g
+    else:
+        for n in range(N):
+            for r0 in range(0, per_image, rows):
+                yield n * per_image + r0, n * per_image + min(r0 + rows, per_image), 1
+
+
 def _tiles(N, Ho, Wo, K, itemsize):
-    """Yield (t0, t1) ranges of flat output rows t = n*Ho + oh: tiles of about TILE_BYTES of columns, but never
-    fewer than MIN_TILE_PIXELS matrix rows (OpenBLAS runs a short, wide product on 2 threads at a fraction of
-    its speed: 448 x 4608 @ 4608 x 512 was 4x slower per FLOP than 896 rows)."""
+    """image_tiles over output rows t = n*Ho + oh: tiles of about TILE_BYTES of columns, but never fewer than
+    MIN_TILE_PIXELS matrix rows (OpenBLAS runs a short, wide product on 2 threads at a fraction of its speed:
+    448 x 4608 @ 4608 x 512 was 4x slower per FLOP than 896 rows) unless an image has fewer."""
     rows = max(TILE_BYTES // (Wo * K * itemsize), -(-MIN_TILE_PIXELS // Wo), 1)
-    for t0 in range(0, N * Ho, rows):
-        yield t0, min(t0 + rows, N * Ho)
+    return image_tiles(N, Ho, Wo, rows)
 
 
 def conv2d_forward(x, w, stride, padding):
@@ -144,15 +165,16 @@ def conv2d_forward(x, w, stride, padding):
         return _line_forward(x, wm.reshape(w.shape), Ho, Wo, padding)
     y = np.empty((N, Ho, Wo, O), x.dtype)
     if _is_pointwise(w.shape, stride, padding):
-        np.dot(x.reshape(-1, C), wm, out=y.reshape(-1, O))
+        g = N if H * W >= IMAGE_MIN_ROWS else 1      # one product per image (see image_tiles)
+        np.matmul(x.reshape(g, -1, C), wm, out=y.reshape(g, -1, O))
         return y
     (sh, sw), ((pt, _), (pl, _)) = stride, padding
     if (sh, sw) == (1, 1) and C <= DIRECT_MAX_C:
         return _direct_forward(x, wm.reshape(kh, kw, C, O), pt, pl, y, max(DIRECT_TILE_BYTES // (O * x.itemsize), 8))
     y2 = y.reshape(N * Ho * Wo, O)
-    for t0, t1 in _tiles(N, Ho, Wo, K, x.itemsize):
+    for t0, t1, g in _tiles(N, Ho, Wo, K, x.itemsize):
         cols = im2col(x, kh, kw, sh, sw, pt, pl, Ho, Wo, t0, t1, work_buffer(((t1 - t0) * Wo, K), x.dtype))
-        np.dot(cols, wm, out=y2[t0 * Wo:t1 * Wo])
+        np.matmul(cols.reshape(g, -1, K), wm, out=y2[t0 * Wo:t1 * Wo].reshape(g, -1, O))
     return y
 
 
@@ -229,7 +251,7 @@ def conv2d_grad_input(gy, w, x_shape, stride, padding):
     wt = np.ascontiguousarray(w, dtype=gy.dtype).reshape(K, O).T
     gy2 = np.ascontiguousarray(gy).reshape(N * Ho * Wo, O)
     gx = np.zeros(x_shape, gy.dtype)
-    for t0, t1 in _tiles(N, Ho, Wo, K, gy.itemsize):
+    for t0, t1, _ in _tiles(N, Ho, Wo, K, gy.itemsize):
         gcols = np.dot(gy2[t0 * Wo:t1 * Wo], wt, out=work_buffer(((t1 - t0) * Wo, K), gy.dtype))
         col2im_add(gcols, kh, kw, sh, sw, pt, pl, Ho, Wo, t0, t1, gx)
     return gx
@@ -254,7 +276,7 @@ def conv2d_grad_weight(x, gy, w_shape, stride, padding):
         return _rows_grad_weight(x, gy2, w_shape, padding, Ho, Wo)
     gw = np.zeros((K, O), x.dtype)
     part = np.empty((K, O), x.dtype)
-    for t0, t1 in _tiles(N, Ho, Wo, K, x.itemsize):
+    for t0, t1, _ in _tiles(N, Ho, Wo, K, x.itemsize):
         cols = im2col(x, kh, kw, sh, sw, pt, pl, Ho, Wo, t0, t1, work_buffer(((t1 - t0) * Wo, K), x.dtype))
         gw += np.dot(cols.T, gy2[t0 * Wo:t1 * Wo], out=part)
     return gw.reshape(w_shape)

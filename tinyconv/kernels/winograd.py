@@ -33,7 +33,7 @@ slower than 2-8 MB on a quiet machine.
 import numpy as np
 from numba import njit, prange
 
-from tinyconv.kernels.conv import work_buffer
+from tinyconv.kernels.conv import image_tiles, work_buffer
 
 MATRICES = {  # m -> (BT, G, AT), interpolation points 0, 1, -1 (, 1/2, -2) and infinity
     2: (np.array([[1, 0, -1, 0],
@@ -225,9 +225,9 @@ def _convolve(x, U, padding, m):
     tH, tW = -(-Ho // m), -(-Wo // m)
     y = np.empty((N, Ho, Wo, O), x.dtype)
     rows = max(CHUNK_BYTES // (a * a * tW * C * x.itemsize), -(-MIN_CHUNK_TILES // tW), 1)
-    for q0 in range(0, N * tH, rows):
-        q1 = min(q0 + rows, N * tH)
+    for q0, q1, g in image_tiles(N, tH, tW, rows):
         V = input_transform(x, BT, m, pt, pl, tH, tW, q0, q1, work_buffer((a * a, (q1 - q0) * tW, C), x.dtype))
-        M = np.matmul(V, U, out=work_buffer((a * a, (q1 - q0) * tW, O), x.dtype, slot=1))
+        M = work_buffer((a * a, (q1 - q0) * tW, O), x.dtype, slot=1)
+        np.matmul(V.reshape(a * a, g, -1, C), U[:, None], out=M.reshape(a * a, g, -1, O))
         output_transform(M, AT, tH, tW, q0, q1, y)
     return y
