@@ -56,8 +56,8 @@ def kind(hw, kernel, cin, cout, stride):
 
 def run_ours(args):
     from tinyconv import Tensor, functional as F, no_grad, weights
-    from tinyconv.models import facenet as facenet_module
-    model = facenet_module.facenet(weights.ensure("facenet"))
+    from tinyconv.models.facenet import facenet
+    model = facenet(weights.ensure("facenet"))
     x = Tensor(np.random.default_rng(0).standard_normal((args.batch, 160, 160, 3)).astype(np.float32))
 
     def patch(record):
