@@ -106,12 +106,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--side", choices=["ours", "torch"], help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.side:
-        sides.emit(run_ours(args) if args.side == "ours" else run_torch(args))
+    args = sides.parse(parser, run_ours, run_torch)
+    if args is None:
         return
-    print(sides.describe())
     best = sides.compare(__file__, ["--batch", str(args.batch), "--repeats", str(args.repeats)], rounds=1)
     ours, theirs = best["ours"]["_profile"], best.get("torch", {}).get("_profile", {})
     print(f"batch {args.batch}, median of {args.repeats} forwards; ms per forward, layers of one kind summed")
