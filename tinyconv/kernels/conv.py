@@ -69,58 +69,77 @@ def _is_line(w_shape, stride):
     return min(w_shape[:2]) == 1 and max(w_shape[:2]) > 1 and tuple(stride) == (1, 1)
 
 
-def _line_padded(x, w_shape, padding):
-    """(rows, across, tall) for a 1-D kernel: x zero-padded along the kernel's axis, in a work buffer, as the matrix
-    rows (N*H, (W + pl + pr) * C); for a k x 1 kernel x is first transposed to (N, W, H, C) so that the kernel's
-    axis is the second image axis either way (tall True). across: the padding (before, after) across that axis,
-    whose output rows see only zeros."""
+def _line_layout(x, w_shape, padding):
+    """(rows, across, along, tall) for a 1-D kernel: x as the matrix rows (N*H, W*C), with no copy for a 1 x k
+    kernel; for a k x 1 kernel x is first copied transposed to (N, W, H, C) (into a work buffer) so that the
+    kernel's axis is the second image axis either way (tall True). across, along: the padding (before, after)
+    across and along that axis."""
     tall = w_shape[0] > 1
     if tall:
-        x, padding = x.transpose(0, 2, 1, 3), padding[::-1]
-    across, (pl, pr) = padding
+        N, H, W, C = x.shape
+        x, padding = _swapped(x, work_buffer((N, W, H, C), x.dtype)), padding[::-1]
     N, H, W, C = x.shape
-    xp = work_buffer((N, H, W + pl + pr, C), x.dtype)
-    xp[:, :, :pl] = 0
-    xp[:, :, pl + W:] = 0
-    xp[:, :, pl:pl + W] = x
-    return xp.reshape(N * H, -1), across, tall
+    return x.reshape(N * H, W * C), padding[0], padding[1], tall
+
+
+def _swapped(x, out):
+    """out (N, B, A, C) = x (N, A, B, C) with its two middle axes swapped; returns out."""
+    np.copyto(out, x.transpose(0, 2, 1, 3))
+    return out
+
+
+def _taps(s, k, pl, W):
+    """(t0, t1): the taps t0 <= t < t1 of output column s that fall inside the image (0 <= s - pl + t < W); the
+    others would multiply the zero padding (none inside: t1 = t0, an empty product, zeros)."""
+    t0 = max(0, pl - s)
+    return t0, max(t0, min(k, pl + W - s))
 
 
 def _line_forward(x, w, Ho, Wo, padding):
     """Forward convolution of a 1-D kernel with no column copy (see the module docstring): for a 1 x k kernel, the
-    k*C inputs of output column s in row (n, h) are contiguous in the zero-padded x (`_line_padded`), so they form
-    the (N*H) x (k*C) matrix view rows[:, s*C:(s+k)*C] and y[:, :, s] is ONE product with w reshaped (k*C) x O:
-    im2col's product without the copy. A k x 1 kernel is the same with H and W swapped (y transposed back)."""
-    rows, (pt, pb), tall = _line_padded(x, w.shape, padding)
+    inputs of output column s in row (n, h) are contiguous in x, so they form the (N*H) x ((t1-t0)*C) matrix view
+    rows[:, (s-pl+t0)*C:(s-pl+t1)*C] (taps t0..t1-1 inside the image, `_taps`) and y[:, :, s] is ONE product with
+    those rows of w reshaped (k*C) x O: im2col's product without the copy and without the padding. A k x 1
+    kernel is the same with H and W swapped (y swapped back)."""
+    rows, (pt, pb), (pl, _), tall = _line_layout(x, w.shape, padding)
     N, C, k, O = x.shape[0], x.shape[3], max(w.shape[:2]), w.shape[3]
-    H, Ho, Wo = (x.shape[2], Wo, Ho) if tall else (x.shape[1], Ho, Wo)
-    direct = not (tall or pt or pb)     # y's rows are then exactly the padded x's rows: the products write into y
+    H, W = rows.shape[0] // N, rows.shape[1] // C
+    Ho, Wo = (Wo, Ho) if tall else (Ho, Wo)
+    direct = not (tall or pt or pb)     # y's rows are then exactly x's rows: the products write into y
     inner = np.empty((N, Ho, Wo, O), x.dtype) if direct else work_buffer((N, H, Wo, O), x.dtype, slot=1)
     out, wk = inner.reshape(N * H, Wo * O), w.reshape(k * C, O)
     for s in range(Wo):
-        np.matmul(rows[:, s * C:(s + k) * C], wk, out=out[:, s * O:(s + 1) * O])
+        t0, t1 = _taps(s, k, pl, W)
+        np.matmul(rows[:, (s - pl + t0) * C:(s - pl + t1) * C], wk[t0 * C:t1 * C], out=out[:, s * O:(s + 1) * O])
     if direct:
         return inner
-    y = (np.zeros if pt or pb else np.empty)((N, Ho, Wo, O), x.dtype)
-    y[:, pt:pt + H] = inner
-    return np.ascontiguousarray(y.transpose(0, 2, 1, 3)) if tall else y
+    y = (np.zeros if pt or pb else np.empty)((N, Wo, Ho, O) if tall else (N, Ho, Wo, O), x.dtype)
+    if tall:
+        _swapped(inner, y[:, :, pt:pt + H])
+    else:
+        y[:, pt:pt + H] = inner
+    return y
 
 
 def _line_grad_weight(x, gy, w_shape, padding):
-    """Kernel gradient of a 1-D kernel at stride 1 over the same views as `_line_forward`:
-    gw (k*C, O) = sum over output columns s of rows[:, s*C:(s+k)*C].T @ gy[:, :, s] (output rows that see only
-    padding add nothing)."""
-    rows, (pt, _), tall = _line_padded(x, w_shape, padding)
-    if tall:
-        gy = gy.transpose(0, 2, 1, 3)
+    """Kernel gradient of a 1-D kernel at stride 1 over the same views as `_line_forward`: rows t0*C..t1*C of
+    gw (k*C, O) += rows[:, (s-pl+t0)*C:(s-pl+t1)*C].T @ gy[:, :, s] for each output column s (output rows that
+    see only padding add nothing)."""
+    rows, (pt, _), (pl, _), tall = _line_layout(x, w_shape, padding)
     N, C, k, O = x.shape[0], x.shape[3], max(w_shape[:2]), w_shape[3]
-    H, Wo = rows.shape[0] // N, gy.shape[2]
-    g = work_buffer((N, H, Wo, O), x.dtype, slot=1)
-    g[...] = gy[:, pt:pt + H]
-    g = g.reshape(N * H, Wo * O)
+    H, W = rows.shape[0] // N, rows.shape[1] // C
+    if tall:
+        g = _swapped(gy[:, :, pt:pt + H], work_buffer((N, H, gy.shape[1], O), x.dtype, slot=1))
+    elif pt or gy.shape[1] != H:
+        g = np.ascontiguousarray(gy[:, pt:pt + H])
+    else:
+        g = gy
+    g = g.reshape(N * H, -1)
     gw, part = np.zeros((k * C, O), x.dtype), np.empty((k * C, O), x.dtype)
-    for s in range(Wo):
-        gw += np.matmul(rows[:, s * C:(s + k) * C].T, g[:, s * O:(s + 1) * O], out=part)
+    for s in range(g.shape[1] // O):
+        t0, t1 = _taps(s, k, pl, W)
+        gw[t0 * C:t1 * C] += np.matmul(rows[:, (s - pl + t0) * C:(s - pl + t1) * C].T, g[:, s * O:(s + 1) * O],
+                                       out=part[t0 * C:t1 * C])
     return gw.reshape(w_shape)
 
 
