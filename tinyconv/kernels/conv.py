@@ -11,14 +11,19 @@ The work is done in tiles of output rows so the column buffer stays a few MB (th
 otherwise move 100+ MB of columns through memory); on images of ROW_MIN_PIXELS output pixels or more the stride-1
 kernel gradient copies the columns of one kernel row only (`_rows_grad_weight`). 1x1 stride-1 unpadded
 convolutions are plain matrix products with no copy at all. 1-D kernels at stride 1 (FaceNet's 1x7, 7x1, 1x3,
-3x1) skip im2col too. Forward (and grad_input, a forward convolution): for a 1 x k kernel the k*C inputs of an
-output column are contiguous in the zero-padded x, xp, so the column matrix of output column s is a VIEW of xp
-with row stride (W + pl + pr) * C, and
-    forward       y[:, :, s] = xp[:, :, s:s+k].reshape(N*H, k*C) @ w.reshape(k*C, O)     (Wo products)
-(k x 1: the same on x copied transposed). At batch 32, 17x17, 128 -> 128, 1x7: 17.7 ms against 26 for one product
-per tap accumulated in place (K = C = 128 there, k*C = 896 here). The kernel gradient uses the same views:
-    grad_weight   gw = sum over s of xp[:, :, s:s+k].reshape(N*H, k*C).T @ gy[:, :, s]
-(in process, 1x7 28.8 against 31.3 ms for one product per tap in a transposed layout, 7x1 22.6 against 20.6).
+3x1) skip im2col too, and the zero padding along the kernel: for a 1 x k kernel the inputs of output column s
+through the taps t0 <= t < t1 that fall inside the image (`_taps`) are contiguous in x, a VIEW of the matrix rows
+(N*H, W*C) of row stride W*C, so with v_s = x[:, :, s-pl+t0:s-pl+t1].reshape(N*H, (t1-t0)*C)
+    forward       y[:, :, s] = v_s @ w[0, t0:t1].reshape(-1, O)        (Wo products, up to k*C deep)
+    grad_weight   gw[0, t0:t1] += v_s.T @ gy[:, :, s]
+(grad_input: a forward convolution). A k x 1 kernel does the same on x copied transposed to (N, W, H, C), and y
+is copied back. In process at batch 32, 128 -> 128, forward / input gradient / kernel gradient (ms): 17x17 1x7
+16.0 / 16.0 / 18.2 against 19.7 / 19.4 / 23.6, 7x1 20.1 / 20.0 / 17.2-22.8 against 28.5 / 28.2 / 22.9-25.6;
+FaceNet's 8x8 1x7 3.0 / 3.4 / 3.6-3.9 against 4.4-4.6 / 4.8-5.0 / 5.1-5.5, 7x1 4.0 / 4.5 / 5.1 against 5.3 / 5.4
+/ 6.0 - for the former products over a zero-padded copy of x (at 8x8 the padding is a fifth of their depth), for
+k x 1 transposed into the padded buffer and back with numpy's copies (2-3 ms each at 17x17, where the
+transposing copy into a plain buffer takes 0.3-1.3 ms). One product per tap instead (C deep, accumulated): 26 ms
+for 1x7 at 17x17.
 Forward passes with few input channels (C <= DIRECT_MAX_C) are computed directly instead (`_direct_forward`,
 channel-planar on pieces of output rows, any stride): there the column matrix is thin, BLAS runs at a
 fraction of its speed and the copy costs more than the arithmetic. Measured (ms, 2 threads), direct / im2col:
@@ -66,7 +71,7 @@ def _is_pointwise(w_shape, stride, padding):
 
 
 def _is_line(w_shape, stride):
-    """True for a 1-D kernel (1xk or kx1, k > 1) at stride 1: products over views of the padded input, no copy."""
+    """True for a 1-D kernel (1xk or kx1, k > 1) at stride 1: products over views of x (`_line_forward`)."""
     return min(w_shape[:2]) == 1 and max(w_shape[:2]) > 1 and tuple(stride) == (1, 1)
 
 
@@ -131,10 +136,8 @@ def _line_grad_weight(x, gy, w_shape, padding):
     H, W = rows.shape[0] // N, rows.shape[1] // C
     if tall:
         g = _swapped(gy[:, :, pt:pt + H], work_buffer((N, H, gy.shape[1], O), x.dtype, slot=1))
-    elif pt or gy.shape[1] != H:
-        g = np.ascontiguousarray(gy[:, pt:pt + H])
     else:
-        g = gy
+        g = np.ascontiguousarray(gy[:, pt:pt + H])     # no copy without padding across
     g = g.reshape(N * H, -1)
     gw, part = np.zeros((k * C, O), x.dtype), np.empty((k * C, O), x.dtype)
     for s in range(g.shape[1] // O):
@@ -150,7 +153,11 @@ def image_tiles(N, per_image, width, rows):
     height, one per image, whose shapes depend on the image alone: an image then gets the same bits alone and in a
     batch (OpenBLAS gives a row other bits when the product has another number of rows). Either g whole images,
     or a piece of one image (g = 1). Images of fewer than IMAGE_MIN_ROWS matrix rows are the exception: one
-    product spans several of them (g = 1), since BLAS runs such short products at a fraction of its speed."""
+    product spans several of them (g = 1), since BLAS runs such short products at a fraction of its speed.
+    The 1-D kernels (`_line_forward`, `_line_grad_weight`) are the other exception, at every image size: their
+    products take one output column of the whole batch (N*H rows); one per image would have H rows, and 1x7 at
+    batch 32, 17x17, 128 -> 128 took 34.1 ms that way against 15.6 (FaceNet at 160 px runs them on 8x8 and 3x3
+    images, under IMAGE_MIN_ROWS anyway)."""
     if per_image * width < IMAGE_MIN_ROWS:
         for t0 in range(0, N * per_image, rows):
             yield t0, min(t0 + rows, N * per_image), 1
