@@ -112,18 +112,22 @@ def _line_forward(x, w, Ho, Wo, padding):
     H, W = rows.shape[0] // N, rows.shape[1] // C
     Ho, Wo = (Wo, Ho) if tall else (Ho, Wo)
     direct = not (tall or pt or pb)     # y's rows are then exactly x's rows: the products write into y
-    inner = np.empty((N, Ho, Wo, O), x.dtype) if direct else work_buffer((N, H, Wo, O), x.dtype, slot=1)
-    out, wk = inner.reshape(N * H, Wo * O), w.reshape(k * C, O)
+    y = np.empty((N, Ho, Wo, O), x.dtype) if direct else None
+    # cols[s] (N*H, O): output column s, a view of y, or else in a work buffer column after column (a k x 1
+    # kernel's y is then copied back in chunks of H*O instead of O)
+    cols = y.reshape(N * H, Wo, O).transpose(1, 0, 2) if direct else work_buffer((Wo, N * H, O), x.dtype, slot=1)
+    wk = w.reshape(k * C, O)
     for s in range(Wo):
         t0, t1 = _taps(s, k, pl, W)
-        np.matmul(rows[:, (s - pl + t0) * C:(s - pl + t1) * C], wk[t0 * C:t1 * C], out=out[:, s * O:(s + 1) * O])
+        np.matmul(rows[:, (s - pl + t0) * C:(s - pl + t1) * C], wk[t0 * C:t1 * C], out=cols[s])
     if direct:
-        return inner
+        return y
     y = (np.zeros if pt or pb else np.empty)((N, Wo, Ho, O) if tall else (N, Ho, Wo, O), x.dtype)
+    cols = cols.reshape(Wo, N, H, O)
     if tall:
-        _swapped(inner, y[:, :, pt:pt + H])
+        np.copyto(y[:, :, pt:pt + H], cols.transpose(1, 0, 2, 3))
     else:
-        y[:, pt:pt + H] = inner
+        np.copyto(y[:, pt:pt + H], cols.transpose(1, 2, 0, 3))
     return y
 
 
