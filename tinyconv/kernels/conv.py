@@ -83,15 +83,11 @@ def _line_layout(x, w_shape, padding):
     tall = w_shape[0] > 1
     if tall:
         N, H, W, C = x.shape
-        x, padding = _swapped(x, work_buffer((N, W, H, C), x.dtype)), padding[::-1]
+        xt = work_buffer((N, W, H, C), x.dtype)
+        np.copyto(xt, x.transpose(0, 2, 1, 3))
+        x, padding = xt, padding[::-1]
     N, H, W, C = x.shape
     return x.reshape(N * H, W * C), padding[0], padding[1], tall
-
-
-def _swapped(x, out):
-    """out (N, B, A, C) = x (N, A, B, C) with its two middle axes swapped; returns out."""
-    np.copyto(out, x.transpose(0, 2, 1, 3))
-    return out
 
 
 def _taps(s, k, pl, W):
@@ -138,16 +134,16 @@ def _line_grad_weight(x, gy, w_shape, padding):
     rows, (pt, _), (pl, _), tall = _line_layout(x, w_shape, padding)
     N, C, k, O = x.shape[0], x.shape[3], max(w_shape[:2]), w_shape[3]
     H, W = rows.shape[0] // N, rows.shape[1] // C
+    # g[s] (N*H, O): gy's output column s, over the rows of x that see the image
     if tall:
-        g = _swapped(gy[:, :, pt:pt + H], work_buffer((N, H, gy.shape[1], O), x.dtype, slot=1))
+        g = work_buffer((gy.shape[1], N * H, O), x.dtype, slot=1)
+        np.copyto(g.reshape(-1, N, H, O), gy[:, :, pt:pt + H].transpose(1, 0, 2, 3))
     else:
-        g = np.ascontiguousarray(gy[:, pt:pt + H])     # no copy without padding across
-    g = g.reshape(N * H, -1)
+        g = np.ascontiguousarray(gy[:, pt:pt + H]).reshape(N * H, -1, O).transpose(1, 0, 2)
     gw, part = np.zeros((k * C, O), x.dtype), np.empty((k * C, O), x.dtype)
-    for s in range(g.shape[1] // O):
+    for s in range(len(g)):
         t0, t1 = _taps(s, k, pl, W)
-        gw[t0 * C:t1 * C] += np.matmul(rows[:, (s - pl + t0) * C:(s - pl + t1) * C].T, g[:, s * O:(s + 1) * O],
-                                       out=part[t0 * C:t1 * C])
+        gw[t0 * C:t1 * C] += np.matmul(rows[:, (s - pl + t0) * C:(s - pl + t1) * C].T, g[s], out=part[t0 * C:t1 * C])
     return gw.reshape(w_shape)
 
 
