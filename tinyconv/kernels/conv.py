@@ -16,14 +16,14 @@ through the taps t0 <= t < t1 that fall inside the image (`_taps`) are contiguou
 (N*H, W*C) of row stride W*C, so with v_s = x[:, :, s-pl+t0:s-pl+t1].reshape(N*H, (t1-t0)*C)
     forward       y[:, :, s] = v_s @ w[0, t0:t1].reshape(-1, O)        (Wo products, up to k*C deep)
     grad_weight   gw[0, t0:t1] += v_s.T @ gy[:, :, s]
-(grad_input: a forward convolution). A k x 1 kernel does the same on x copied transposed to (N, W, H, C), and y
-is copied back. In process at batch 32, 128 -> 128, forward / input gradient / kernel gradient (ms): 17x17 1x7
-16.0 / 16.0 / 18.2 against 19.7 / 19.4 / 23.6, 7x1 20.1 / 20.0 / 17.2-22.8 against 28.5 / 28.2 / 22.9-25.6;
-FaceNet's 8x8 1x7 3.0 / 3.4 / 3.6-3.9 against 4.4-4.6 / 4.8-5.0 / 5.1-5.5, 7x1 4.0 / 4.5 / 5.1 against 5.3 / 5.4
-/ 6.0 - for the former products over a zero-padded copy of x (at 8x8 the padding is a fifth of their depth), for
-k x 1 transposed into the padded buffer and back with numpy's copies (2-3 ms each at 17x17, where the
-transposing copy into a plain buffer takes 0.3-1.3 ms). One product per tap instead (C deep, accumulated): 26 ms
-for 1x7 at 17x17.
+(grad_input: a forward convolution). A k x 1 kernel does the same on x copied transposed to (N, W, H, C), and its
+products fill a work buffer column after column, copied back to y in chunks of W*O. Time against the former path
+(products over a zero-padded copy of x, k*C deep everywhere; for k x 1 transposed into it and back in chunks of
+C) in process, batch 32, 128 -> 128, 3-5 alternating runs, forward / input gradient / kernel gradient: 17x17 1x7
+0.81-1.03 / 0.81-0.91 / 0.77-1.01, 7x1 0.70-0.85 / 0.69-0.75 / 0.82-1.01 (forward 19.9-21.8 ms against
+23.8-28.5); FaceNet's 8x8 (where the padding was a fifth of the products) 1x7 0.65-0.87 / 0.67-0.73 / 0.62-0.73,
+7x1 0.76-0.82 / 0.73-0.78 / 0.68-0.80; its 3x3 192 -> 192 1x3 and 3x1 0.57-0.98. One product per tap (C deep,
+accumulated): 26 ms for the 1x7 forward at 17x17.
 Forward passes with few input channels (C <= DIRECT_MAX_C) are computed directly instead (`_direct_forward`,
 channel-planar on pieces of output rows, any stride): there the column matrix is thin, BLAS runs at a
 fraction of its speed and the copy costs more than the arithmetic. Measured (ms, 2 threads), direct / im2col:
