@@ -184,6 +184,36 @@ def test_conv2d_grad_weight_matches_reference_and_is_the_adjoint(case, rows):
     np.testing.assert_allclose(np.vdot(y, gy), np.vdot(w, gw), rtol=1e-10, atol=1e-10)
 
 
+@st.composite
+def line_cases(draw):
+    """(x shape, w shape, padding) of a 1-D kernel (1 x k or k x 1, k 2..7) at stride 1: padding along the kernel
+    from none to more than the kernel (output columns that see only padding), across it up to 2 (output rows that
+    see only padding), images narrower than the kernel, batch 1 to 3."""
+    k, tall = draw(st.integers(2, 7)), draw(st.booleans())
+    along = (draw(st.integers(0, k)), draw(st.integers(0, k)))
+    across = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    length, width = draw(st.integers(max(1, k - sum(along)), 9)), draw(st.integers(1, 5))
+    N, C, O = draw(st.integers(1, 3)), draw(st.integers(1, 6)), draw(st.integers(1, 5))
+    if tall:
+        return (N, length, width, C), (k, 1, C, O), (along, across)
+    return (N, width, length, C), (1, k, C, O), (across, along)
+
+
+@SETTINGS
+@given(line_cases())
+def test_line_kernels_match_reference(case):
+    """The 1-D kernels' forward pass, input gradient (a forward convolution) and kernel gradient, float64."""
+    x_shape, w_shape, padding = case
+    x, w = random(x_shape, seed=1), random(w_shape, seed=2)
+    y = kernels.conv2d_forward(x, w, (1, 1), padding)
+    np.testing.assert_allclose(y, ref_conv(x, w, (1, 1), padding), rtol=1e-12, atol=1e-12)
+    gy = random(y.shape, seed=3)
+    gx = kernels.conv2d_grad_input(gy, w, x_shape, (1, 1), padding)
+    np.testing.assert_allclose(gx, ref_conv_grad_input(gy, w, x_shape, (1, 1), padding), rtol=1e-12, atol=1e-12)
+    gw = kernels.conv2d_grad_weight(x, gy, w_shape, (1, 1), padding)
+    np.testing.assert_allclose(gw, ref_conv_grad_weight(x, gy, w_shape, (1, 1), padding), rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("kh, kw, stride, padding", [
     (1, 1, (1, 1), ((0, 0), (0, 0))),     # pointwise: a plain matrix product
     (1, 1, (2, 2), ((0, 0), (0, 0))),

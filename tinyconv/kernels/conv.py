@@ -11,14 +11,19 @@ The work is done in tiles of output rows so the column buffer stays a few MB (th
 otherwise move 100+ MB of columns through memory); on images of ROW_MIN_PIXELS output pixels or more the stride-1
 kernel gradient copies the columns of one kernel row only (`_rows_grad_weight`). 1x1 stride-1 unpadded
 convolutions are plain matrix products with no copy at all. 1-D kernels at stride 1 (FaceNet's 1x7, 7x1, 1x3,
-3x1) skip im2col too. Forward (and grad_input, a forward convolution): for a 1 x k kernel the k*C inputs of an
-output column are contiguous in the zero-padded x, xp, so the column matrix of output column s is a VIEW of xp
-with row stride (W + pl + pr) * C, and
-    forward       y[:, :, s] = xp[:, :, s:s+k].reshape(N*H, k*C) @ w.reshape(k*C, O)     (Wo products)
-(k x 1: the same on x copied transposed). At batch 32, 17x17, 128 -> 128, 1x7: 17.7 ms against 26 for one product
-per tap accumulated in place (K = C = 128 there, k*C = 896 here). The kernel gradient uses the same views:
-    grad_weight   gw = sum over s of xp[:, :, s:s+k].reshape(N*H, k*C).T @ gy[:, :, s]
-(in process, 1x7 28.8 against 31.3 ms for one product per tap in a transposed layout, 7x1 22.6 against 20.6).
+3x1) skip im2col too, and the zero padding along the kernel: for a 1 x k kernel the inputs of output column s
+through the taps t0 <= t < t1 that fall inside the image (`_taps`) are contiguous in x, a VIEW of the matrix rows
+(N*H, W*C) of row stride W*C, so with v_s = x[:, :, s-pl+t0:s-pl+t1].reshape(N*H, (t1-t0)*C)
+    forward       y[:, :, s] = v_s @ w[0, t0:t1].reshape(-1, O)        (Wo products, up to k*C deep)
+    grad_weight   gw[0, t0:t1] += v_s.T @ gy[:, :, s]
+(grad_input: a forward convolution). A k x 1 kernel does the same on x copied transposed to (N, W, H, C), and its
+products fill a work buffer column after column, copied back to y in chunks of W*O. Time against the former path
+(products over a zero-padded copy of x, k*C deep everywhere; for k x 1 transposed into it and back in chunks of
+C) in process, batch 32, 128 -> 128, 3-5 alternating runs, forward / input gradient / kernel gradient: 17x17 1x7
+0.81-1.03 / 0.81-0.91 / 0.77-1.01, 7x1 0.70-0.85 / 0.69-0.75 / 0.82-1.01 (forward 19.9-21.8 ms against
+23.8-28.5); FaceNet's 8x8 (where the padding was a fifth of the products) 1x7 0.65-0.87 / 0.67-0.73 / 0.62-0.73,
+7x1 0.76-0.82 / 0.73-0.78 / 0.68-0.80; its 3x3 192 -> 192 1x3 and 3x1 0.57-0.98. One product per tap (C deep,
+accumulated): 26 ms for the 1x7 forward at 17x17.
 Forward passes with few input channels (C <= DIRECT_MAX_C) are computed directly instead (`_direct_forward`,
 channel-planar on pieces of output rows, any stride): there the column matrix is thin, BLAS runs at a
 fraction of its speed and the copy costs more than the arithmetic. Measured (ms, 2 threads), direct / im2col:
@@ -66,62 +71,79 @@ def _is_pointwise(w_shape, stride, padding):
 
 
 def _is_line(w_shape, stride):
-    """True for a 1-D kernel (1xk or kx1, k > 1) at stride 1: products over views of the padded input, no copy."""
+    """True for a 1-D kernel (1xk or kx1, k > 1) at stride 1: products over views of x (`_line_forward`)."""
     return min(w_shape[:2]) == 1 and max(w_shape[:2]) > 1 and tuple(stride) == (1, 1)
 
 
-def _line_padded(x, w_shape, padding):
-    """(rows, across, tall) for a 1-D kernel: x zero-padded along the kernel's axis, in a work buffer, as the matrix
-    rows (N*H, (W + pl + pr) * C); for a k x 1 kernel x is first transposed to (N, W, H, C) so that the kernel's
-    axis is the second image axis either way (tall True). across: the padding (before, after) across that axis,
-    whose output rows see only zeros."""
+def _line_layout(x, w_shape, padding):
+    """(rows, across, along, tall) for a 1-D kernel: x as the matrix rows (N*H, W*C), with no copy for a 1 x k
+    kernel; for a k x 1 kernel x is first copied transposed to (N, W, H, C) (into a work buffer) so that the
+    kernel's axis is the second image axis either way (tall True). across, along: the padding (before, after)
+    across and along that axis."""
     tall = w_shape[0] > 1
     if tall:
-        x, padding = x.transpose(0, 2, 1, 3), padding[::-1]
-    across, (pl, pr) = padding
+        N, H, W, C = x.shape
+        xt = work_buffer((N, W, H, C), x.dtype)
+        np.copyto(xt, x.transpose(0, 2, 1, 3))
+        x, padding = xt, padding[::-1]
     N, H, W, C = x.shape
-    xp = work_buffer((N, H, W + pl + pr, C), x.dtype)
-    xp[:, :, :pl] = 0
-    xp[:, :, pl + W:] = 0
-    xp[:, :, pl:pl + W] = x
-    return xp.reshape(N * H, -1), across, tall
+    return x.reshape(N * H, W * C), padding[0], padding[1], tall
+
+
+def _taps(s, k, pl, W):
+    """(t0, t1): the taps t0 <= t < t1 of output column s that fall inside the image (0 <= s - pl + t < W); the
+    others would multiply the zero padding (none inside: t1 = t0, an empty product, zeros)."""
+    t0 = max(0, pl - s)
+    return t0, max(t0, min(k, pl + W - s))
 
 
 def _line_forward(x, w, Ho, Wo, padding):
     """Forward convolution of a 1-D kernel with no column copy (see the module docstring): for a 1 x k kernel, the
-    k*C inputs of output column s in row (n, h) are contiguous in the zero-padded x (`_line_padded`), so they form
-    the (N*H) x (k*C) matrix view rows[:, s*C:(s+k)*C] and y[:, :, s] is ONE product with w reshaped (k*C) x O:
-    im2col's product without the copy. A k x 1 kernel is the same with H and W swapped (y transposed back)."""
-    rows, (pt, pb), tall = _line_padded(x, w.shape, padding)
+    inputs of output column s in row (n, h) are contiguous in x, so they form the (N*H) x ((t1-t0)*C) matrix view
+    rows[:, (s-pl+t0)*C:(s-pl+t1)*C] (taps t0..t1-1 inside the image, `_taps`) and y[:, :, s] is ONE product with
+    those rows of w reshaped (k*C) x O: im2col's product without the copy and without the padding. A k x 1
+    kernel is the same with H and W swapped (y swapped back)."""
+    rows, (pt, pb), (pl, _), tall = _line_layout(x, w.shape, padding)
     N, C, k, O = x.shape[0], x.shape[3], max(w.shape[:2]), w.shape[3]
-    H, Ho, Wo = (x.shape[2], Wo, Ho) if tall else (x.shape[1], Ho, Wo)
-    direct = not (tall or pt or pb)     # y's rows are then exactly the padded x's rows: the products write into y
-    inner = np.empty((N, Ho, Wo, O), x.dtype) if direct else work_buffer((N, H, Wo, O), x.dtype, slot=1)
-    out, wk = inner.reshape(N * H, Wo * O), w.reshape(k * C, O)
+    H, W = rows.shape[0] // N, rows.shape[1] // C
+    Ho, Wo = (Wo, Ho) if tall else (Ho, Wo)
+    direct = not (tall or pt or pb)     # y's rows are then exactly x's rows: the products write into y
+    y = np.empty((N, Ho, Wo, O), x.dtype) if direct else None
+    # cols[s] (N*H, O): output column s, a view of y, or else in a work buffer column after column (a k x 1
+    # kernel's y is then copied back in chunks of H*O instead of O)
+    cols = y.reshape(N * H, Wo, O).transpose(1, 0, 2) if direct else work_buffer((Wo, N * H, O), x.dtype, slot=1)
+    wk = w.reshape(k * C, O)
     for s in range(Wo):
-        np.matmul(rows[:, s * C:(s + k) * C], wk, out=out[:, s * O:(s + 1) * O])
+        t0, t1 = _taps(s, k, pl, W)
+        np.matmul(rows[:, (s - pl + t0) * C:(s - pl + t1) * C], wk[t0 * C:t1 * C], out=cols[s])
     if direct:
-        return inner
-    y = (np.zeros if pt or pb else np.empty)((N, Ho, Wo, O), x.dtype)
-    y[:, pt:pt + H] = inner
-    return np.ascontiguousarray(y.transpose(0, 2, 1, 3)) if tall else y
+        return y
+    y = (np.zeros if pt or pb else np.empty)((N, Wo, Ho, O) if tall else (N, Ho, Wo, O), x.dtype)
+    cols = cols.reshape(Wo, N, H, O)
+    if tall:
+        np.copyto(y[:, :, pt:pt + H], cols.transpose(1, 0, 2, 3))
+    else:
+        np.copyto(y[:, pt:pt + H], cols.transpose(1, 2, 0, 3))
+    return y
 
 
 def _line_grad_weight(x, gy, w_shape, padding):
-    """Kernel gradient of a 1-D kernel at stride 1 over the same views as `_line_forward`:
-    gw (k*C, O) = sum over output columns s of rows[:, s*C:(s+k)*C].T @ gy[:, :, s] (output rows that see only
-    padding add nothing)."""
-    rows, (pt, _), tall = _line_padded(x, w_shape, padding)
-    if tall:
-        gy = gy.transpose(0, 2, 1, 3)
+    """Kernel gradient of a 1-D kernel at stride 1 over the same views as `_line_forward`: rows t0*C..t1*C of
+    gw (k*C, O) += rows[:, (s-pl+t0)*C:(s-pl+t1)*C].T @ gy[:, :, s] for each output column s (output rows that
+    see only padding add nothing)."""
+    rows, (pt, _), (pl, _), tall = _line_layout(x, w_shape, padding)
     N, C, k, O = x.shape[0], x.shape[3], max(w_shape[:2]), w_shape[3]
-    H, Wo = rows.shape[0] // N, gy.shape[2]
-    g = work_buffer((N, H, Wo, O), x.dtype, slot=1)
-    g[...] = gy[:, pt:pt + H]
-    g = g.reshape(N * H, Wo * O)
+    H, W = rows.shape[0] // N, rows.shape[1] // C
+    # g[s] (N*H, O): gy's output column s, over the rows of x that see the image
+    if tall:
+        g = work_buffer((gy.shape[1], N * H, O), x.dtype, slot=1)
+        np.copyto(g.reshape(-1, N, H, O), gy[:, :, pt:pt + H].transpose(1, 0, 2, 3))
+    else:
+        g = np.ascontiguousarray(gy[:, pt:pt + H]).reshape(N * H, -1, O).transpose(1, 0, 2)
     gw, part = np.zeros((k * C, O), x.dtype), np.empty((k * C, O), x.dtype)
-    for s in range(Wo):
-        gw += np.matmul(rows[:, s * C:(s + k) * C].T, g[:, s * O:(s + 1) * O], out=part)
+    for s in range(len(g)):
+        t0, t1 = _taps(s, k, pl, W)
+        gw[t0 * C:t1 * C] += np.matmul(rows[:, (s - pl + t0) * C:(s - pl + t1) * C].T, g[s], out=part[t0 * C:t1 * C])
     return gw.reshape(w_shape)
 
 
@@ -131,7 +153,11 @@ def image_tiles(N, per_image, width, rows):
     height, one per image, whose shapes depend on the image alone: an image then gets the same bits alone and in a
     batch (OpenBLAS gives a row other bits when the product has another number of rows). Either g whole images,
     or a piece of one image (g = 1). Images of fewer than IMAGE_MIN_ROWS matrix rows are the exception: one
-    product spans several of them (g = 1), since BLAS runs such short products at a fraction of its speed."""
+    product spans several of them (g = 1), since BLAS runs such short products at a fraction of its speed.
+    The 1-D kernels (`_line_forward`, `_line_grad_weight`) are the other exception, at every image size: their
+    products take one output column of the whole batch (N*H rows); one per image would have H rows, and 1x7 at
+    batch 32, 17x17, 128 -> 128 took 34.1 ms that way against 15.6 (FaceNet at 160 px runs them on 8x8 and 3x3
+    images, under IMAGE_MIN_ROWS anyway)."""
     if per_image * width < IMAGE_MIN_ROWS:
         for t0 in range(0, N * per_image, rows):
             yield t0, min(t0 + rows, N * per_image), 1
