@@ -17,12 +17,11 @@ from numba import njit, prange
 from tinyconv.kernels import winograd
 from tinyconv.kernels.conv import work_buffer
 
-TILES = 4                     # tiles per pass of `_products` (tW is rounded up to a multiple, with zero tiles)
 
 
 @njit(fastmath={"contract"}, cache=True)
 def _products(V, U, M):
-    """M[k] = V[k] @ U[k] for every transform point k; V (P, T, C), U (P, C, O), M (P, T, O), T a multiple of TILES.
+    """M[k] = V[k] @ U[k] for every transform point k; V (P, T, C), U (P, C, O), M (P, T, O).
 
     Outer products, vectorised along the output channels: each pass adds 2 input channels of 4 tiles to their 4
     rows of M, so a row of U loaded serves 4 tiles and a row of M loaded and stored takes 2 multiply-adds per
@@ -30,12 +29,19 @@ def _products(V, U, M):
     F(2x2), in process (ms, with the transforms): 103-105 (dot products along C, 2 tiles x 2 output channels at a
     time, as before: 121); 2 tiles x 4 input channels, 4 x 4, 8 x 2, 2 x 8 and 1 x 8 measured no faster (98-131
     on a noisy machine). The loop along O is short (32, 64): LLVM checks that M and U do not overlap at each entry,
-    and that and the stores of M cap this at about 45 GFLOP/s on 2 cores.
+    and that and the stores of M cap this at about 45 GFLOP/s on 2 cores. The last T % 4 tiles go one at a time.
     """
     P, T, C = V.shape
     O = U.shape[2]
     for k in range(P):
-        for t in range(0, T, 4):
+        for t in range(T - T % 4, T):
+            mt, vt = M[k, t], V[k, t]
+            mt[:] = 0
+            for c in range(C):
+                u0, a0 = U[k, c], vt[c]
+                for o in range(O):
+                    mt[o] += a0 * u0[o]
+        for t in range(0, T - 3, 4):
             m0, m1, m2, m3 = M[k, t], M[k, t + 1], M[k, t + 2], M[k, t + 3]
             v0, v1, v2, v3 = V[k, t], V[k, t + 1], V[k, t + 2], V[k, t + 3]
             m0[:] = 0
@@ -77,7 +83,6 @@ def _row_kernel(m):
         N, H, W, C = x.shape
         _, Ho, Wo, O = y.shape
         tH, tW = -(-Ho // m), -(-Wo // m)
-        T = -(-tW // TILES) * TILES
         cols = m * tW + 2
         for q in prange(N * tH):
             n, oh = q // tH, q % tH * m
@@ -95,7 +100,7 @@ def _row_kernel(m):
                             if BT[i, k] != 0:
                                 s += BT[i, k] * R[k, j, c]
                         S[i, j, c] = s
-            V = np.zeros((a * a, T, C), x.dtype)  # V[i*a + l, tile] = (S BT.T)[i, l] over the tile's a columns
+            V = np.empty((a * a, tW, C), x.dtype)  # V[i*a + l, tile] = (S BT.T)[i, l] over the tile's a columns
             for tj in range(tW):
                 for i in range(a):
                     for c in range(C):
@@ -105,7 +110,7 @@ def _row_kernel(m):
                                 if BT[l, j] != 0:
                                     v += BT[l, j] * S[i, tj * m + j, c]
                             V[i * a + l, tj, c] = v
-            M = np.empty((a * a, T, O), y.dtype)
+            M = np.empty((a * a, tW, O), y.dtype)
             _products(V, U, M)
             t = np.empty((m, a, O), y.dtype)      # AT @ M, one tile at a time
             for tj in range(tW):
