@@ -96,12 +96,9 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=sides.ROUNDS, help="alternating runs of each side")
     parser.add_argument("--train-batch", type=int, default=18, help="images per training step (6 people x 3)")
-    parser.add_argument("--side", choices=["ours", "torch"], help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.side:
-        sides.emit(run_ours(args) if args.side == "ours" else run_torch(args))
+    args = sides.parse(parser, run_ours, run_torch)
+    if args is None:
         return
-    print(sides.describe())
     best = sides.compare(__file__, ["--repeats", str(args.repeats), "--train-batch", str(args.train_batch)],
                          args.rounds)
     ours, theirs = best["ours"], best.get("torch")

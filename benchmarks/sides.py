@@ -10,6 +10,7 @@ the best median and the best time of each side. The tinyconv child gets tinyconv
 Run benchmarks with `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE` (see /work/shared/specs/performance.md): these
 machines pin NumPy's BLAS to older kernels that a user's machine would not use. `describe()` says which ran.
 """
+import argparse
 import json
 import os
 import statistics
@@ -55,6 +56,18 @@ def describe():
     pins = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ}
     pinned = f"PINNED {pins} (run with env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE)" if pins else "no BLAS pin"
     return f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; NumPy BLAS: {blas}; {pinned}"
+
+
+def parse(parser, run_ours, run_torch):
+    """The command line of a benchmark script: as a child (`--side S`), run that side, print its RESULT line and
+    return None; as the parent, print `describe()` and return the parsed arguments."""
+    parser.add_argument("--side", choices=["ours", "torch"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.side:
+        emit(run_ours(args) if args.side == "ours" else run_torch(args))
+        return None
+    print(describe())
+    return args
 
 
 def compare(script, argv, rounds=ROUNDS):

@@ -9,7 +9,7 @@ import pytest
 import tinyconv.functional as F
 from tinyconv import Tensor, nn, no_grad, weights
 from tinyconv.faces.triplet import triplet_loss
-from tinyconv.models.facenet import InceptionResNetV1, facenet
+from tinyconv.models.facenet import InceptionResNetV1, chain, facenet
 
 
 def test_layers_as_in_the_paper_and_the_file():
@@ -63,6 +63,25 @@ def test_folded_batch_norm_encodes_as_the_layers_one_by_one(weights_file):
         state["Conv2d_4a_3x3_BatchNorm/beta"] += 0.5
         state["Block17_2_Branch_1_Conv2d_0b_1x7/kernel"] *= -1
     assert np.abs(encodings[1] - encodings[0]).max() > 0.01            # the changes were seen
+
+
+def test_a_face_gets_the_same_bits_alone_and_in_a_batch_up_to_block35():
+    """Every layer whose output has conv.IMAGE_MIN_ROWS pixels or more (at 160 px: the stem and the five Block35)
+    computes each image on its own, so what reaches Mixed_6a does not depend on the batch, bit for bit. (The
+    course's check, encodings alone and in a batch within 1e-6, then rests on the small late layers alone.)"""
+    model = InceptionResNetV1().eval()
+    x = np.random.default_rng(0).random((3, 160, 160, 3), dtype=np.float32)
+
+    def up_to_block35(images):
+        y = chain(model.stem, Tensor(images))
+        y = chain(model.stem_2, F.max_pool2d(y, 3, stride=2))
+        return chain(model.block35, y).data
+
+    with no_grad():
+        batch = up_to_block35(x)
+        assert batch.shape == (3, 17, 17, 256) and np.abs(batch).max() > 0
+        for i in range(3):
+            np.testing.assert_array_equal(up_to_block35(x[i:i + 1])[0], batch[i])
 
 
 def test_winograd_4x4_only_by_rows_of_tiles(monkeypatch):

@@ -128,28 +128,29 @@ def test_an_image_gets_the_same_bits_alone_and_in_a_batch(case):
 
 @st.composite
 def direct_cases(draw):
-    """(x shape, w shape, padding, dtype, tile bytes) for the direct kernel: stride 1, up to 20 input channels, any
-    padding, rows from 1 to 40 pixels wide, cut in pieces of 8 pixels or more."""
+    """(x shape, w shape, stride, padding, dtype, tile bytes) for the direct kernel: stride 1 to 3, up to 20 input
+    channels, any padding, rows from 1 to 40 pixels wide, cut in pieces of 8 pixels or more."""
     kh, kw = draw(st.one_of(st.tuples(st.integers(2, 5), st.integers(2, 5)), st.just((1, 1))))
+    stride = draw(st.one_of(st.just((1, 1)), st.tuples(st.integers(1, 3), st.integers(1, 3))))
     padding = tuple((draw(st.integers(0, 3)), draw(st.integers(0, 3))) for _ in range(2))
     H = draw(st.integers(max(1, kh - sum(padding[0])), 8))
     W = draw(st.integers(max(1, kw - sum(padding[1])), 40))
     C, O = draw(st.integers(1, 20)), draw(st.integers(1, 12))
-    return ((draw(st.integers(1, 3)), H, W, C), (kh, kw, C, O), padding,
+    return ((draw(st.integers(1, 3)), H, W, C), (kh, kw, C, O), stride, padding,
             draw(st.sampled_from([np.float32, np.float64])), draw(st.sampled_from([1, 200, conv.DIRECT_TILE_BYTES])))
 
 
 @SETTINGS
 @given(direct_cases())
 def test_direct_forward_matches_reference(case):
-    """The channel-planar direct kernel (stride 1) in float64 and float32 against the float64 reference."""
-    x_shape, w_shape, padding, dtype, tb = case
+    """The channel-planar direct kernel in float64 and float32 against the float64 reference."""
+    x_shape, w_shape, stride, padding, dtype, tb = case
     x64, w64 = random(x_shape, seed=1), random(w_shape, seed=2)
     with direct_kernel(20, tb):
-        y = kernels.conv2d_forward(x64.astype(dtype), w64.astype(dtype), (1, 1), padding)
+        y = kernels.conv2d_forward(x64.astype(dtype), w64.astype(dtype), stride, padding)
     assert y.dtype == dtype
     tol = 1e-12 if dtype == np.float64 else 1e-4
-    np.testing.assert_allclose(y, ref_conv(x64, w64, (1, 1), padding), rtol=tol, atol=tol)
+    np.testing.assert_allclose(y, ref_conv(x64, w64, stride, padding), rtol=tol, atol=tol)
 
 
 @SETTINGS
@@ -373,8 +374,8 @@ def test_numba_cache_is_reused_by_a_new_process():
         "from tinyconv.kernels import conv, dot, im2col, pool\n"
         "x = np.ones((1, 6, 6, 4), np.float32); w = np.ones((3, 3, 4, 2), np.float32)\n"
         "s, p = (2, 2), ((1, 1), (1, 1))\n"
-        "kernels.conv2d_grad_input(kernels.conv2d_forward(x, w, s, p), w, x.shape, s, p)\n"
-        "kernels.conv2d_forward(x, w, (1, 1), p)  # stride 1, few input channels: direct\n"
+        "kernels.conv2d_grad_input(kernels.conv2d_forward(x, w, s, p), w, x.shape, s, p)  # few channels: direct\n"
+        "kernels.conv2d_forward(np.ones((1, 6, 6, 20), np.float32), np.ones((3, 3, 20, 2), np.float32), s, p)\n"
         "y, arg = kernels.max_pool2d_forward(x, (2, 2), s, p)\n"
         "kernels.max_pool2d_backward(y, arg, x.shape)\n"
         "kernels.max_pool2d_forward(x, (2, 2), s, p, argmax=False)\n"

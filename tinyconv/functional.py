@@ -442,7 +442,7 @@ def conv_algorithm(x_shape, w_shape, stride, pads):
       im2col: 4.6 against 6.1 in a layer A/B, but no faster in whole forwards, and the batch/alone distance
       rose to 9.1e-7 (max 1.07e-6 over the 12 faces). 38x38 80->192 stays with BLAS (105 against 103).
     - im2col (kernels/conv.py) otherwise: small images, few channels, RGB inputs. It is the general case and the
-      reference. It also holds the direct kernel that stride-1 convolutions with at most conv.DIRECT_MAX_C input
+      reference. It also holds the direct kernel that convolutions with at most conv.DIRECT_MAX_C input
       channels take, checked first: faster than Winograd there (MTCNN P-Net's 16 -> 32 at 381x285: 19.8 against
       34.6). CONV_ALGORITHM = "im2col", "winograd2", "winograd4", "winograd2_rows" or "winograd4_rows" forces
       that path (Winograd only where it applies). The kernel gradient always uses conv.conv2d_grad_weight.
