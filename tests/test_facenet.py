@@ -84,16 +84,17 @@ def test_a_face_gets_the_same_bits_alone_and_in_a_batch_up_to_block35():
             np.testing.assert_array_equal(up_to_block35(x[i:i + 1])[0], batch[i])
 
 
-def test_no_layer_takes_winograd_4x4(monkeypatch):
-    """F(4x4)'s float32 error would move a face's encodings between a batch and alone past the course's 1e-6
-    (functional.conv_algorithm): at 160 px FaceNet's convolutions take im2col or F(2x2) only."""
+def test_winograd_4x4_only_by_rows_of_tiles(monkeypatch):
+    """At 160 px FaceNet's convolutions take im2col, F(2x2) through BLAS, or F(4x4) by rows of tiles in the
+    79x79 and 77x77 stem layers (functional.conv_algorithm): there each tile is computed on its own, so F(4x4)'s
+    larger float32 error gives an image the same bits alone and in a batch, and no layer takes F(4x4) through BLAS."""
     picked = []
     choose = F.conv_algorithm
     monkeypatch.setattr(F, "conv_algorithm", lambda *shapes: picked.append(choose(*shapes)) or picked[-1])
     with no_grad():
         InceptionResNetV1().eval()(Tensor(np.zeros((2, 160, 160, 3), np.float32)))
     assert len(picked) == 132 and "winograd2" in picked and "winograd4" not in picked
-    assert picked.count("winograd2_rows") == 2    # the 79x79 and 77x77 stem layers
+    assert picked.count("winograd4_rows") == 2    # the 79x79 and 77x77 stem layers
 
 
 def test_residual_scales_come_from_the_weights_file(weights_file, tmp_path):

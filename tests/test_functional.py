@@ -257,7 +257,7 @@ def reference_conv2d(x, w, stride, pads):
     return out
 
 
-@pytest.mark.parametrize("algorithm", ["im2col", "winograd2", "winograd4", "winograd2_rows"])
+@pytest.mark.parametrize("algorithm", ["im2col", "winograd2", "winograd4", "winograd2_rows", "winograd4_rows"])
 @given(st.data(), seeds, st.booleans())
 def test_conv2d_forward_and_gradients(algorithm, data, seed, with_bias):
     x_shape, w_shape, stride, padding = data.draw(conv_case(winograd=algorithm != "im2col"))
@@ -303,10 +303,10 @@ def test_conv_algorithm_auto_picks_winograd_for_wide_3x3_only():
     assert F.conv_algorithm((1, 224, 224, 48), (3, 3, 48, 64), (1, 1), same) == "winograd2"    # 64 channels each
     assert F.conv_algorithm((1, 46, 46, 64), (3, 3, 64, 64), (1, 1), same) == "winograd2"      # 48x48 for F(4x4)
     assert F.conv_algorithm((32, 35, 35, 33), (3, 3, 33, 48), (1, 1), same) == "winograd2"
-    assert F.conv_algorithm((32, 35, 35, 32), (3, 3, 32, 48), (1, 1), same) == "winograd2_rows"  # few channels
-    assert F.conv_algorithm((1, 224, 224, 32), (3, 3, 32, 64), (1, 1), same) == "winograd2_rows"
-    assert F.conv_algorithm((32, 79, 79, 32), (3, 3, 32, 32), (1, 1), valid) == "winograd2_rows"  # FaceNet's stem
-    assert F.conv_algorithm((32, 77, 77, 32), (3, 3, 32, 64), (1, 1), same) == "winograd2_rows"
+    assert F.conv_algorithm((32, 35, 35, 32), (3, 3, 32, 48), (1, 1), same) == "winograd4_rows"  # few channels
+    assert F.conv_algorithm((1, 224, 224, 32), (3, 3, 32, 64), (1, 1), same) == "winograd4_rows"
+    assert F.conv_algorithm((32, 79, 79, 32), (3, 3, 32, 32), (1, 1), valid) == "winograd4_rows"  # FaceNet's stem
+    assert F.conv_algorithm((32, 77, 77, 32), (3, 3, 32, 64), (1, 1), same) == "winograd4_rows"
     assert F.conv_algorithm((32, 17, 17, 32), (3, 3, 32, 32), (1, 1), same) == "im2col"          # Block35
     assert F.conv_algorithm((1, 23, 23, 32), (3, 3, 32, 64), (1, 1), valid) == "im2col"   # MTCNN O-Net: 21x21
     assert F.conv_algorithm((32, 38, 38, 80), (3, 3, 80, 192), (1, 1), valid) == "winograd2"   # FaceNet's stem

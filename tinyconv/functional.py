@@ -407,9 +407,12 @@ CONV_PATHS = {            # name -> (forward, grad_input) kernels, conv.conv2d_f
                   functools.partial(winograd_kernels.conv2d_grad_input, m=2)),
     "winograd4": (functools.partial(winograd_kernels.conv2d_forward, m=4),
                   functools.partial(winograd_kernels.conv2d_grad_input, m=4)),
-    "winograd2_rows": (winograd_rows.conv2d_forward, functools.partial(winograd_kernels.conv2d_grad_input, m=2)),
+    "winograd2_rows": (functools.partial(winograd_rows.conv2d_forward, m=2),
+                       functools.partial(winograd_kernels.conv2d_grad_input, m=2)),
+    "winograd4_rows": (functools.partial(winograd_rows.conv2d_forward, m=4),
+                       functools.partial(winograd_kernels.conv2d_grad_input, m=4)),
 }
-ROWS_MAX_C = 32           # F(2x2) takes winograd2_rows up to this many input channels (see conv_algorithm)
+ROWS_MAX_C = 32           # winograd4_rows takes over from F(2x2) up to this many input channels (conv_algorithm)
 
 
 def conv_algorithm(x_shape, w_shape, stride, pads):
@@ -422,25 +425,27 @@ def conv_algorithm(x_shape, w_shape, stride, pads):
       multiplications. VGG conv1_2 at 224 px 33 (F(2x2) 42, im2col 77; input gradient 34 against 42), conv3_1
       12.2 (F(2x2) 12.5, im2col 19.0); at 512 px (style transfer) conv1_2 262 (F(2x2) 292), conv2_1 80 (109),
       conv2_2 to conv4_3 1.6-3.6x im2col's speed, 1.3-1.9x F(2x2)'s. Its float32 error is 5x F(2x2)'s
-      (winograd.py): harmless for style transfer, but F(4x4) on any FaceNet layer moved a face's distance
-      between its encoding in a batch and alone from 6e-7 to 1.2e-6 (the course's check is 1e-6); no FaceNet
-      layer at 160 px has 64 channels on both sides at 48x48 (tests/test_facenet.py checks that none takes it).
+      (winograd.py): harmless for style transfer; through BLAS it once moved a FaceNet face's distance between
+      its encoding in a batch and alone from 6e-7 to 1.2e-6 (the course's check is 1e-6). No FaceNet layer at
+      160 px has 64 channels on both sides at 48x48 (tests/test_facenet.py checks that none takes it).
     - Winograd F(2x2, 3x3) when both channel counts are at least 16 and the output at least 24x24: VGG conv4_2
       at 224 px 25 (im2col 31; F(4x4)'s kernel transform, 4x the kernel, costs more than it
       saves on 28x28), FaceNet at batch 32: 38x38 80->192 103 (138).
       Smaller outputs stay with im2col (FaceNet's 17x17 192->192: F(2x2) 46 against 62-69 at batch 32, but the
       distance above rose to 1.1e-6).
-      With at most ROWS_MAX_C input channels, F(2x2) runs by rows of tiles in one Numba pass (winograd_rows.py):
-      BLAS runs those thin products badly. FaceNet's stem at batch 32: 79x79 32->32 72 (BLAS F(2x2) 128, im2col
-      108), 77x77 32->64 127 (187, 147). Each tile is computed on its own, so these layers give an image the same
-      bits alone and in a batch. Block35's 17x17 32->32 stays with im2col: 4.6 against 6.1 in a layer A/B, but no
-      faster in whole forwards, and the batch/alone distance above rose to 9.1e-7 (max 1.07e-6 over the 12 faces).
-      38x38 80->192 stays with BLAS (105 against 103).
+      With at most ROWS_MAX_C input channels, F(4x4) instead, by rows of tiles in one Numba pass
+      (winograd_rows.py): BLAS runs those thin products badly. FaceNet's stem at batch 32: 79x79 32->32 60-64
+      (F(2x2) by rows 73-81, BLAS F(2x2) 105-128, im2col 82-108), 77x77 32->64 82-98 (F(2x2) by rows 99-115, BLAS
+      177-187, im2col 147-174). Each tile is computed on its own, so these layers give an image the same bits
+      alone and in a batch, F(4x4)'s error included (the course's batch/alone distance, dist.py: younes 3.5e-7,
+      max 4.4e-7 over the 12 faces; with F(2x2) there 3.3e-7 and 4.7e-7). Block35's 17x17 32->32 stays with
+      im2col: 4.6 against 6.1 in a layer A/B, but no faster in whole forwards, and the batch/alone distance
+      rose to 9.1e-7 (max 1.07e-6 over the 12 faces). 38x38 80->192 stays with BLAS (105 against 103).
     - im2col (kernels/conv.py) otherwise: small images, few channels, RGB inputs. It is the general case and the
       reference. It also holds the direct kernel that convolutions with at most conv.DIRECT_MAX_C input
       channels take, checked first: faster than Winograd there (MTCNN P-Net's 16 -> 32 at 381x285: 19.8 against
-      34.6). CONV_ALGORITHM = "im2col", "winograd2", "winograd4" or "winograd2_rows" forces that path (Winograd
-      only where it applies). The kernel gradient always uses conv.conv2d_grad_weight.
+      34.6). CONV_ALGORITHM = "im2col", "winograd2", "winograd4", "winograd2_rows" or "winograd4_rows" forces
+      that path (Winograd only where it applies). The kernel gradient always uses conv.conv2d_grad_weight.
     """
     if CONV_ALGORITHM == "im2col" or not winograd_kernels.supports(w_shape, stride, pads):
         return "im2col"
@@ -453,7 +458,7 @@ def conv_algorithm(x_shape, w_shape, stride, pads):
     if channels >= 64 and side >= 48:
         return "winograd4"
     if channels >= 16 and side >= 24:
-        return "winograd2_rows" if w_shape[2] <= ROWS_MAX_C else "winograd2"
+        return "winograd4_rows" if w_shape[2] <= ROWS_MAX_C else "winograd2"
     return "im2col"
 
 

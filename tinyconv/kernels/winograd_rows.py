@@ -1,11 +1,12 @@
-"""Winograd F(2x2, 3x3) for few channels: every stage of a row of tiles in one Numba pass, no BLAS.
+"""Winograd F(m x m, 3x3) for few channels: every stage of a row of tiles in one Numba pass, no BLAS.
 
 Same algorithm, shapes and matrices as winograd.py (read it first): V = BT patch BT.T per tile, M[k] = V[k] @ U[k]
-for the 16 transform points k, y = AT M AT.T. There the products are 16 BLAS calls per chunk of tiles, V and M go
-through memory, and with few channels the products are thin ((tiles x 32) @ (32 x 64) for FaceNet's 77x77
-32 -> 64): that layer ran at 37 GFLOP/s of the direct definition (187 ms at batch 32). Here one thread takes one
-row of tiles (N * tH rows in parallel) and keeps its V (16, tW, C), M (16, tW, O) and U in the L2 cache; the
-products are dot products along C that LLVM vectorises (127 ms for that layer).
+for the a*a transform points k (a = m + 2), y = AT M AT.T. There the products are a*a BLAS calls per chunk of
+tiles, V and M go through memory, and with few channels the products are thin ((tiles x 32) @ (32 x 64) for
+FaceNet's 77x77 32 -> 64): that layer ran at 37 GFLOP/s of the direct definition (187 ms at batch 32). Here one
+thread takes one row of tiles (N * tH rows in parallel) and keeps its V (a*a, tW, C), M (a*a, tW, O) and U in the
+L2 cache. The input rows are transformed once per row of tiles (BT along the columns, then along each tile's
+rows), not once per overlapping patch.
 
 Each tile is computed on its own, in a fixed order: an image gets the same bits alone and in a batch (BLAS's
 results depend on where a row falls in the matrix), which is what FaceNet's batch/alone check needs.
@@ -17,95 +18,140 @@ from tinyconv.kernels import winograd
 from tinyconv.kernels.conv import work_buffer
 
 
-@njit(fastmath={"reassoc", "contract"}, cache=True)
-def _products(V, Ut, M):
-    """M[k] = V[k] @ Ut[k].T for k < 16; V (16, T, C), Ut (16, O, C), M (16, T, O). Each entry is a dot product
-    along C (vectorised: the sum may be reordered, the same way for every tile); 2 tiles x 2 output channels at a
-    time, so each value loaded serves two multiply-adds: 18 GFLOP/s on one thread at 32 -> 64 (a loop vectorised
-    along the output channels instead: 13; 2 tiles x 4 channels: 20, but it moved FaceNet's batch/alone distance
-    from 7.9e-7 to 9.3e-7, near the course's 1e-6). An odd last tile or output channel is computed twice."""
-    _, T, C = V.shape
-    O = Ut.shape[1]
-    zero = np.zeros(1, M.dtype)[0]
-    for k in range(16):
-        for t in range(0, T, 2):
-            t2 = min(t + 1, T - 1)
-            va, vb = V[k, t], V[k, t2]
-            for o in range(0, O, 2):
-                o2 = min(o + 1, O - 1)
-                ua, ub = Ut[k, o], Ut[k, o2]
-                s0, s1, s2, s3 = zero, zero, zero, zero
-                for c in range(C):
-                    s0 += va[c] * ua[c]
-                    s1 += va[c] * ub[c]
-                    s2 += vb[c] * ua[c]
-                    s3 += vb[c] * ub[c]
-                M[k, t, o], M[k, t, o2], M[k, t2, o], M[k, t2, o2] = s0, s1, s2, s3
+@njit(fastmath={"contract"}, cache=True)
+def _products(V, U, M):
+    """M[k] = V[k] @ U[k] for every transform point k; V (P, T, C), U (P, C, O), M (P, T, O).
+
+    Outer products, vectorised along the output channels: each pass adds 2 input channels of 4 tiles to their 4
+    rows of M, so a row of U loaded serves 4 tiles and a row of M loaded and stored takes 2 multiply-adds per
+    value; the sum along C runs in order, one fused multiply-add at a time. FaceNet's 77x77 32->64 at batch 32,
+    F(2x2), in process (ms, with the transforms): 103-105 (dot products along C, 2 tiles x 2 output channels at a
+    time, as before: 121); 2 tiles x 4 input channels, 4 x 4, 8 x 2, 2 x 8 and 1 x 8 measured no faster (98-131
+    on a noisy machine). The loop along O is short (32, 64): LLVM checks that M and U do not overlap at each entry,
+    and that and the stores of M cap this at about 45 GFLOP/s on 2 cores. The last T % 4 tiles go one at a time.
+    """
+    P, T, C = V.shape
+    O = U.shape[2]
+    for k in range(P):
+        for t in range(T - T % 4, T):
+            mt, vt = M[k, t], V[k, t]
+            mt[:] = 0
+            for c in range(C):
+                u0, a0 = U[k, c], vt[c]
+                for o in range(O):
+                    mt[o] += a0 * u0[o]
+        for t in range(0, T - 3, 4):
+            m0, m1, m2, m3 = M[k, t], M[k, t + 1], M[k, t + 2], M[k, t + 3]
+            v0, v1, v2, v3 = V[k, t], V[k, t + 1], V[k, t + 2], V[k, t + 3]
+            m0[:] = 0
+            m1[:] = 0
+            m2[:] = 0
+            m3[:] = 0
+            for c in range(0, C - 1, 2):
+                u0, u1 = U[k, c], U[k, c + 1]
+                a0, a1, b0, b1 = v0[c], v0[c + 1], v1[c], v1[c + 1]
+                c0, c1, d0, d1 = v2[c], v2[c + 1], v3[c], v3[c + 1]
+                for o in range(O):
+                    m0[o] = m0[o] + a0 * u0[o] + a1 * u1[o]
+                    m1[o] = m1[o] + b0 * u0[o] + b1 * u1[o]
+                    m2[o] = m2[o] + c0 * u0[o] + c1 * u1[o]
+                    m3[o] = m3[o] + d0 * u0[o] + d1 * u1[o]
+            if C % 2:
+                c = C - 1
+                u0 = U[k, c]
+                a0, b0, c0, d0 = v0[c], v1[c], v2[c], v3[c]
+                for o in range(O):
+                    m0[o] += a0 * u0[o]
+                    m1[o] += b0 * u0[o]
+                    m2[o] += c0 * u0[o]
+                    m3[o] += d0 * u0[o]
 
 
-@njit(parallel=True, cache=True)
-def _rows(x, Ut, pt, pl, y):
-    """y (N, Ho, Wo, O) = the 3x3 correlation of x (N, H, W, C), zero-padded pt above and pl left, with the kernel
-    whose F(2x2) transform is U (16, C, O), given as Ut = U.transpose(0, 2, 1), contiguous. Parallel over rows of
-    2x2 output tiles."""
-    N, H, W, C = x.shape
-    _, Ho, Wo, O = y.shape
-    tH, tW = (Ho + 1) // 2, (Wo + 1) // 2
-    for q in prange(N * tH):
-        n, h0 = q // tH, q % tH * 2 - pt
-        d = np.zeros((4, 4, C), x.dtype)          # one input patch
-        V = np.empty((16, tW, C), x.dtype)
-        M = np.empty((16, tW, O), x.dtype)
-        for tj in range(tW):
-            w0 = tj * 2 - pl
-            for k in range(4):
-                h = h0 + k
-                for l in range(4):
-                    w = w0 + l
-                    if 0 <= h < H and 0 <= w < W:
-                        d[k, l] = x[n, h, w]
-                    else:
-                        d[k, l] = 0
-            for l in range(4):                    # t = BT d (in place, column l): rows d0-d2, d1+d2, d2-d1, d1-d3
+def _row_kernel(m):
+    """The Numba kernel of F(m x m) by rows of tiles (m = 2 or 4), with BT and AT frozen into its code as
+    constants: LLVM unrolls the loops over them and drops the zero terms, so each stage is one pass along the
+    channels per tile (with the matrices as arguments, 77x77 32->64 at batch 32 took 115 ms instead of 102 for
+    F(2x2), 79x79 32->32 86 instead of 77, F(4x4) 72 instead of 61). fastmath: nsz drops the sums' leading 0 +,
+    contract fuses the multiplications by 2, 4, 5, ... into the additions (same speed; FaceNet's course distance
+    measured 4.4e-7 with it, 6.0e-7 without: both re-rolls of the later layers' rounding)."""
+    BT, AT = winograd.MATRICES[m][0].astype(np.float32), winograd.MATRICES[m][2].astype(np.float32)  # exact
+    a = m + 2
+
+    @njit(parallel=True, fastmath={"nsz", "contract"}, cache=True)
+    def rows(x, U, pt, pl, y):
+        """y (N, Ho, Wo, O) = the 3x3 correlation of x (N, H, W, C), zero-padded pt above and pl left, with the
+        kernel whose F(m x m) transform is U (a*a, C, O). Parallel over rows of m x m output tiles."""
+        N, H, W, C = x.shape
+        _, Ho, Wo, O = y.shape
+        tH, tW = -(-Ho // m), -(-Wo // m)
+        cols = m * tW + 2
+        for q in prange(N * tH):
+            n, oh = q // tH, q % tH * m
+            R = np.zeros((a, cols, C), x.dtype)   # the a input rows of these tiles, zero-padded (column j is j - pl)
+            for k in range(a):
+                h = oh - pt + k
+                if 0 <= h < H:
+                    R[k, pl:pl + W] = x[n, h]
+            S = np.empty((a, cols, C), x.dtype)   # BT @ R, down each column
+            for j in range(cols):
                 for c in range(C):
-                    d0, d1, d2, d3 = d[0, l, c], d[1, l, c], d[2, l, c], d[3, l, c]
-                    d[0, l, c], d[1, l, c], d[2, l, c], d[3, l, c] = d0 - d2, d1 + d2, d2 - d1, d1 - d3
-            for i in range(4):                    # V = t BT.T: the same along the columns
-                for c in range(C):
-                    t0, t1, t2, t3 = d[i, 0, c], d[i, 1, c], d[i, 2, c], d[i, 3, c]
-                    V[i * 4, tj, c], V[i * 4 + 1, tj, c] = t0 - t2, t1 + t2
-                    V[i * 4 + 2, tj, c], V[i * 4 + 3, tj, c] = t2 - t1, t1 - t3
-        _products(V, Ut, M)
-        oh = q % tH * 2
-        T = np.empty((2, 4, O), y.dtype)          # AT M of one tile, AT = [[1, 1, 1, 0], [0, 1, -1, -1]]
-        for tj in range(tW):
-            for j in range(4):
-                m0, m1, m2, m3 = M[j, tj], M[4 + j, tj], M[8 + j, tj], M[12 + j, tj]
-                for o in range(O):
-                    T[0, j, o] = m0[o] + m1[o] + m2[o]
-                    T[1, j, o] = m1[o] - m2[o] - m3[o]
-            ow = tj * 2
-            for r in range(min(2, Ho - oh)):      # y = (AT M) AT.T
-                out = y[n, oh + r, ow]
-                for o in range(O):
-                    out[o] = T[r, 0, o] + T[r, 1, o] + T[r, 2, o]
-                if ow + 1 < Wo:
-                    out = y[n, oh + r, ow + 1]
+                    for i in range(a):
+                        s = x.dtype.type(0)
+                        for k in range(a):
+                            if BT[i, k] != 0:
+                                s += BT[i, k] * R[k, j, c]
+                        S[i, j, c] = s
+            V = np.empty((a * a, tW, C), x.dtype)  # V[i*a + l, tile] = (S BT.T)[i, l] over the tile's a columns
+            for tj in range(tW):
+                for i in range(a):
+                    for c in range(C):
+                        for l in range(a):
+                            v = x.dtype.type(0)
+                            for j in range(a):
+                                if BT[l, j] != 0:
+                                    v += BT[l, j] * S[i, tj * m + j, c]
+                            V[i * a + l, tj, c] = v
+            M = np.empty((a * a, tW, O), y.dtype)
+            _products(V, U, M)
+            t = np.empty((m, a, O), y.dtype)      # AT @ M, one tile at a time
+            for tj in range(tW):
+                for j in range(a):
                     for o in range(O):
-                        out[o] = T[r, 1, o] - T[r, 2, o] - T[r, 3, o]
-    return y
+                        for u in range(m):
+                            s = y.dtype.type(0)
+                            for i in range(a):
+                                if AT[u, i] != 0:
+                                    s += AT[u, i] * M[i * a + j, tj, o]
+                            t[u, j, o] = s
+                ow = tj * m
+                for u in range(min(m, Ho - oh)):  # y = (AT M) AT.T, the tile's cells inside y
+                    for v_ in range(min(m, Wo - ow)):
+                        out = y[n, oh + u, ow + v_]
+                        for o in range(O):
+                            s = y.dtype.type(0)
+                            for j in range(a):
+                                if AT[v_, j] != 0:
+                                    s += AT[v_, j] * t[u, j, o]
+                            out[o] = s
+        return y
+    return rows
 
 
-def conv2d_forward(x, w, stride, padding):
-    """y (N, Ho, Wo, O) = cross-correlation of x (N, H, W, C) with the 3x3 kernel w (3, 3, C, O), stride (1, 1);
-    conv.conv2d_forward's signature (the caller checks winograd.supports first)."""
+_ROWS = {m: _row_kernel(m) for m in (2, 4)}
+
+
+def conv2d_forward(x, w, stride, padding, m=2):
+    """y (N, Ho, Wo, O) = cross-correlation of x (N, H, W, C) with the 3x3 kernel w (3, 3, C, O), stride (1, 1).
+
+    m: output tile side, 2 or 4 (winograd.MATRICES, same float32 error bounds). conv.conv2d_forward's signature
+    plus m (the caller checks winograd.supports first)."""
     if not winograd.supports(w.shape, stride, padding) or x.shape[3] != w.shape[2]:
         raise ValueError(f"winograd_rows: needs a 3x3 kernel, stride 1 and padding <= 2 with matching channels; "
                          f"got input {x.shape}, kernel {w.shape}, stride {stride}, padding {padding}")
     N, H, W, C = x.shape
     O = w.shape[3]
     (pt, pb), (pl, pr) = padding
-    U = winograd.kernel_transform(np.asarray(w, dtype=x.dtype), winograd.MATRICES[2][1],
-                                  work_buffer((16, C, O), x.dtype, 2))
+    U = winograd.kernel_transform(np.asarray(w, dtype=x.dtype), winograd.MATRICES[m][1],
+                                  work_buffer(((m + 2) ** 2, C, O), x.dtype, 2))
     y = np.empty((N, H + pt + pb - 2, W + pl + pr - 2, O), x.dtype)
-    return _rows(np.ascontiguousarray(x), np.ascontiguousarray(U.transpose(0, 2, 1)), pt, pl, y)
+    return _ROWS[m](np.ascontiguousarray(x), U, pt, pl, y)
