@@ -307,8 +307,9 @@ def test_conv_algorithm_auto_picks_winograd_for_wide_3x3_only():
     assert F.conv_algorithm((1, 224, 224, 32), (3, 3, 32, 64), (1, 1), same) == "winograd4_rows"
     assert F.conv_algorithm((32, 79, 79, 32), (3, 3, 32, 32), (1, 1), valid) == "winograd4_rows"  # FaceNet's stem
     assert F.conv_algorithm((32, 77, 77, 32), (3, 3, 32, 64), (1, 1), same) == "winograd4_rows"
-    assert F.conv_algorithm((32, 17, 17, 32), (3, 3, 32, 32), (1, 1), same) == "im2col"          # Block35
-    assert F.conv_algorithm((1, 23, 23, 32), (3, 3, 32, 64), (1, 1), valid) == "im2col"   # MTCNN O-Net: 21x21
+    assert F.conv_algorithm((32, 17, 17, 32), (3, 3, 32, 32), (1, 1), same) == "winograd4_rows"  # Block35
+    assert F.conv_algorithm((1, 23, 23, 32), (3, 3, 32, 64), (1, 1), valid) == "winograd4_rows"  # MTCNN O-Net
+    assert F.conv_algorithm((1, 16, 16, 32), (3, 3, 32, 32), (1, 1), valid) == "im2col"          # 14x14
     assert F.conv_algorithm((32, 38, 38, 80), (3, 3, 80, 192), (1, 1), valid) == "winograd2"   # FaceNet's stem
     assert F.conv_algorithm((1, 56, 56, 128), (3, 3, 128, 256), (1, 1), same) == "winograd4"
     assert F.conv_algorithm((1, 64, 64, 512), (3, 3, 512, 512), (1, 1), same) == "winograd4"

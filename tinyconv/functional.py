@@ -412,7 +412,7 @@ CONV_PATHS = {            # name -> (forward, grad_input) kernels, conv.conv2d_f
     "winograd4_rows": (functools.partial(winograd_rows.conv2d_forward, m=4),
                        functools.partial(winograd_kernels.conv2d_grad_input, m=4)),
 }
-ROWS_MAX_C = 32           # winograd4_rows takes over from F(2x2) up to this many input channels (conv_algorithm)
+ROWS_MAX_C = 32           # winograd4_rows takes 3x3 layers with up to this many input channels (conv_algorithm)
 
 
 def conv_algorithm(x_shape, w_shape, stride, pads):
@@ -428,19 +428,19 @@ def conv_algorithm(x_shape, w_shape, stride, pads):
       (winograd.py): harmless for style transfer; through BLAS it once moved a FaceNet face's distance between
       its encoding in a batch and alone from 6e-7 to 1.2e-6 (the course's check is 1e-6). No FaceNet layer at
       160 px has 64 channels on both sides at 48x48 (tests/test_facenet.py checks that none takes it).
-    - Winograd F(2x2, 3x3) when both channel counts are at least 16 and the output at least 24x24: VGG conv4_2
-      at 224 px 25 (im2col 31; F(4x4)'s kernel transform, 4x the kernel, costs more than it
-      saves on 28x28), FaceNet at batch 32: 38x38 80->192 103 (138).
-      Smaller outputs stay with im2col (FaceNet's 17x17 192->192: F(2x2) 46 against 62-69 at batch 32, but the
-      distance above rose to 1.1e-6).
-      With at most ROWS_MAX_C input channels, F(4x4) instead, by rows of tiles in one Numba pass
-      (winograd_rows.py): BLAS runs those thin products badly. FaceNet's stem at batch 32: 79x79 32->32 60-64
-      (F(2x2) by rows 73-81, BLAS F(2x2) 105-128, im2col 82-108), 77x77 32->64 82-98 (F(2x2) by rows 99-115, BLAS
-      177-187, im2col 147-174). Each tile is computed on its own, so these layers give an image the same bits
-      alone and in a batch, F(4x4)'s error included (the course's batch/alone distance, dist.py: younes 3.5e-7,
-      max 4.4e-7 over the 12 faces; with F(2x2) there 3.3e-7 and 4.7e-7). Block35's 17x17 32->32 stays with
-      im2col: 4.6 against 6.1 in a layer A/B, but no faster in whole forwards, and the batch/alone distance
-      rose to 9.1e-7 (max 1.07e-6 over the 12 faces). 38x38 80->192 stays with BLAS (105 against 103).
+    - Winograd F(2x2, 3x3) through BLAS when both channel counts are at least 16 and the output at least 24x24:
+      VGG conv4_2 at 224 px 25 (im2col 31; F(4x4)'s kernel transform, 4x the kernel, costs more than it saves on
+      28x28), FaceNet at batch 32: 38x38 80->192 107 (im2col 141; F(4x4) by rows 78, but allowing 80 input
+      channels there would move VGG's 64-channel layers on small images to rows, slower at batch 1).
+      Smaller outputs stay with im2col (FaceNet's 17x17 192->192 and 8x8 256->256: F(2x2) is faster at batch 32,
+      50 against 72 and 28 against 42 ms, but slower at batch 1, 12 against 5.5 and 2.1 against 1.3).
+    - Winograd F(4x4, 3x3) by rows of tiles in one Numba pass (winograd_rows.py) when the kernel has at most
+      ROWS_MAX_C input channels and at least 16 on both sides, on outputs of 16x16 or more: BLAS runs those thin
+      products badly. FaceNet at batch 32: 79x79 32->32 60-64 (F(2x2) by rows 73-81, BLAS F(2x2) 105-128, im2col
+      82-108), 77x77 32->64 82-98 (F(2x2) by rows 99-115, BLAS 177-187, im2col 147-174), Block35's 17x17 32->32
+      4.6 (im2col 6.8, BLAS F(2x2) 5.7; batch 1: 0.28 against 0.27); MTCNN O-Net's 23x23 32->64 on 40 crops 10.4
+      (im2col 14.5). Each tile is computed on its own, so these layers give an image the same bits alone and in
+      a batch, F(4x4)'s error included.
     - im2col (kernels/conv.py) otherwise: small images, few channels, RGB inputs. It is the general case and the
       reference. It also holds the direct kernel that convolutions with at most conv.DIRECT_MAX_C input
       channels take, checked first: faster than Winograd there (MTCNN P-Net's 16 -> 32 at 381x285: 19.8 against
@@ -457,8 +457,10 @@ def conv_algorithm(x_shape, w_shape, stride, pads):
     side = builtins.min(x_shape[1] + builtins.sum(pads[0]) - 2, x_shape[2] + builtins.sum(pads[1]) - 2)
     if channels >= 64 and side >= 48:
         return "winograd4"
+    if channels >= 16 and side >= 16 and w_shape[2] <= ROWS_MAX_C:
+        return "winograd4_rows"
     if channels >= 16 and side >= 24:
-        return "winograd4_rows" if w_shape[2] <= ROWS_MAX_C else "winograd2"
+        return "winograd2"
     return "im2col"
 
 
