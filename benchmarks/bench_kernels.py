@@ -148,15 +148,13 @@ def flops(name):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=sides.ROUNDS, help="alternating runs of each side")
-    parser.add_argument("--algorithm", default="auto", choices=["auto", "im2col", "winograd2", "winograd4"])
+    parser.add_argument("--algorithm", default="auto",
+                        choices=["auto", "im2col", "winograd2", "winograd4", "winograd4_rows"])
     parser.add_argument("--only", nargs="+", help="cases whose label contains one of these, e.g. conv3_1 1x7 maxpool")
-    parser.add_argument("--side", choices=["ours", "torch"], help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.side:
-        sides.emit(run_ours(args) if args.side == "ours" else run_torch(args))
+    args = sides.parse(parser, run_ours, run_torch)
+    if args is None:
         return
     argv = ["--algorithm", args.algorithm] + (["--only", *args.only] if args.only else [])
-    print(sides.describe())
     best = sides.compare(__file__, argv, args.rounds)
     ours, theirs = best["ours"], best.get("torch", {})
     print(f"tinyconv: {ours['_about']}; {theirs.get('_about', 'torch not installed')}; float32; "

@@ -1,14 +1,16 @@
-"""The Winograd kernels (tinyconv/kernels/winograd.py): exact in float64, and in float32 within the documented
-ERROR_BOUND of a float64 direct (im2col) convolution, over hypothesis-drawn shapes: odd sizes, 'same', 'valid'
-and uneven padding, batch 1 and more, 1 to 512 channels (few pixels when there are many channels)."""
+"""The Winograd kernels, through BLAS (tinyconv/kernels/winograd.py) and by rows of tiles (winograd_rows.py): exact
+in float64, and in float32 within the documented ERROR_BOUND of a float64 direct (im2col) convolution, over
+hypothesis-drawn shapes: odd sizes, 'same', 'valid' and uneven padding, batch 1 and more, 1 to 512 channels (few
+pixels when there are many channels). That an image gets the same bits alone and in a batch is checked for every
+path in tests/test_kernels.py."""
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
 import tinyconv.functional as F
-from tinyconv.kernels import conv, winograd
+from tinyconv.kernels import conv, winograd, winograd_rows
 
-CHANNELS = [1, 2, 3, 5, 16, 33, 64, 128, 512]
+CHANNELS = [1, 2, 3, 5, 16, 32, 33, 64, 128, 512]   # 32 and 33: either side of winograd_rows' limit
 
 
 @st.composite
@@ -40,9 +42,11 @@ def test_float32_within_bound_of_float64_direct(case, seed):
     gx64 = conv.conv2d_grad_input(gy, w, x_shape, (1, 1), pads)
     x32, w32, gy32 = x.astype(np.float32), w.astype(np.float32), gy.astype(np.float32)
     y = winograd.conv2d_forward(x32, w32, (1, 1), pads, m)
+    rows = winograd_rows.conv2d_forward(x32, w32, (1, 1), pads, m)
     gx = winograd.conv2d_grad_input(gy32, w32, x_shape, (1, 1), pads, m)
-    assert y.dtype == gx.dtype == np.float32
+    assert y.dtype == rows.dtype == gx.dtype == np.float32
     assert relative_error(y, y64) <= winograd.ERROR_BOUND[m]
+    assert relative_error(rows, y64) <= winograd.ERROR_BOUND[m]
     assert relative_error(gx, gx64) <= winograd.ERROR_BOUND[m]
 
 
@@ -51,8 +55,9 @@ def test_float64_matches_direct(case, seed):
     x_shape, w_shape, pads, m = case
     rng = np.random.default_rng(seed)
     x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
-    np.testing.assert_allclose(winograd.conv2d_forward(x, w, (1, 1), pads, m), conv.conv2d_forward(x, w, (1, 1), pads),
-                               rtol=1e-10, atol=1e-10 * np.sqrt(x_shape[3]))
+    y64 = conv.conv2d_forward(x, w, (1, 1), pads)
+    for forward in (winograd.conv2d_forward, winograd_rows.conv2d_forward):
+        np.testing.assert_allclose(forward(x, w, (1, 1), pads, m), y64, rtol=1e-10, atol=1e-10 * np.sqrt(x_shape[3]))
 
 
 @pytest.mark.parametrize("m", [2, 4])
@@ -78,6 +83,8 @@ def test_small_chunks_cover_every_tile(monkeypatch):
 def test_bad_shapes_are_named():
     with pytest.raises(ValueError, match="winograd: needs a 3x3 kernel"):
         winograd.conv2d_forward(np.ones((1, 5, 5, 2)), np.ones((1, 7, 2, 2)), (1, 1), ((0, 0), (3, 3)))
+    with pytest.raises(ValueError, match="winograd_rows: needs a 3x3 kernel"):
+        winograd_rows.conv2d_forward(np.ones((1, 5, 5, 2)), np.ones((1, 7, 2, 2)), (1, 1), ((0, 0), (3, 3)))
     with pytest.raises(ValueError, match=r"winograd: output gradient \(1, 4, 4, 2\)"):
         winograd.conv2d_grad_input(np.ones((1, 4, 4, 2)), np.ones((3, 3, 2, 2)), (1, 5, 5, 2), (1, 1),
                                    ((1, 1), (1, 1)))

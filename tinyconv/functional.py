@@ -407,8 +407,6 @@ CONV_PATHS = {            # name -> (forward, grad_input) kernels, conv.conv2d_f
                   functools.partial(winograd_kernels.conv2d_grad_input, m=2)),
     "winograd4": (functools.partial(winograd_kernels.conv2d_forward, m=4),
                   functools.partial(winograd_kernels.conv2d_grad_input, m=4)),
-    "winograd2_rows": (functools.partial(winograd_rows.conv2d_forward, m=2),
-                       functools.partial(winograd_kernels.conv2d_grad_input, m=2)),
     "winograd4_rows": (functools.partial(winograd_rows.conv2d_forward, m=4),
                        functools.partial(winograd_kernels.conv2d_grad_input, m=4)),
 }
@@ -444,8 +442,8 @@ def conv_algorithm(x_shape, w_shape, stride, pads):
     - im2col (kernels/conv.py) otherwise: small images, few channels, RGB inputs. It is the general case and the
       reference. It also holds the direct kernel that convolutions with at most conv.DIRECT_MAX_C input
       channels take, checked first: faster than Winograd there (MTCNN P-Net's 16 -> 32 at 381x285: 19.8 against
-      34.6). CONV_ALGORITHM = "im2col", "winograd2", "winograd4", "winograd2_rows" or "winograd4_rows" forces
-      that path (Winograd only where it applies). The kernel gradient always uses conv.conv2d_grad_weight.
+      34.6). CONV_ALGORITHM = "im2col", "winograd2", "winograd4" or "winograd4_rows" forces that
+      path (Winograd only where it applies). The kernel gradient always uses conv.conv2d_grad_weight.
     """
     if CONV_ALGORITHM == "im2col" or not winograd_kernels.supports(w_shape, stride, pads):
         return "im2col"

@@ -17,13 +17,11 @@ through the taps t0 <= t < t1 that fall inside the image (`_taps`) are contiguou
     forward       y[:, :, s] = v_s @ w[0, t0:t1].reshape(-1, O)        (Wo products, up to k*C deep)
     grad_weight   gw[0, t0:t1] += v_s.T @ gy[:, :, s]
 (grad_input: a forward convolution). A k x 1 kernel does the same on x copied transposed to (N, W, H, C), and its
-products fill a work buffer column after column, copied back to y in chunks of W*O. Time against the former path
-(products over a zero-padded copy of x, k*C deep everywhere; for k x 1 transposed into it and back in chunks of
-C) in process, batch 32, 128 -> 128, 3-5 alternating runs, forward / input gradient / kernel gradient: 17x17 1x7
-0.81-1.03 / 0.81-0.91 / 0.77-1.01, 7x1 0.70-0.85 / 0.69-0.75 / 0.82-1.01 (forward 19.9-21.8 ms against
-23.8-28.5); FaceNet's 8x8 (where the padding was a fifth of the products) 1x7 0.65-0.87 / 0.67-0.73 / 0.62-0.73,
-7x1 0.76-0.82 / 0.73-0.78 / 0.68-0.80; its 3x3 192 -> 192 1x3 and 3x1 0.57-0.98. One product per tap (C deep,
-accumulated): 26 ms for the 1x7 forward at 17x17.
+products fill a work buffer column after column, copied back to y in chunks of W*O. Against the former path
+(products over a zero-padded copy of x, k*C deep everywhere), in process at batch 32, 128 -> 128: the 7x1 forward
+at 17x17 took 19.9-21.8 ms instead of 23.8-28.5, and at FaceNet's 8x8, where the padding was a fifth of the
+products, the three passes took 0.62-0.87 of their former time. One product per tap (C deep, accumulated): 26 ms
+for the 1x7 forward at 17x17.
 Forward passes with few input channels (C <= DIRECT_MAX_C) are computed directly instead (`_direct_forward`,
 channel-planar on pieces of output rows, any stride): there the column matrix is thin, BLAS runs at a
 fraction of its speed and the copy costs more than the arithmetic. Measured (ms, 2 threads), direct / im2col:
@@ -44,7 +42,7 @@ DIRECT_MAX_C = 16             # forward passes with at most this many input chan
 DIRECT_TILE_BYTES = 16 << 10  # ... and accumulate pieces of output rows of about this size (in the L1 cache)
 TILE_BYTES = 8 << 20          # target size of one tile of the column matrix ...
 MIN_TILE_PIXELS = 2048        # ... unless that leaves fewer output pixels (matrix rows) than this
-IMAGE_MIN_ROWS = 256         # products never span images of at least this many output pixels (image_tiles)
+IMAGE_MIN_ROWS = 256          # products never span images of at least this many output pixels (image_tiles)
 ROW_MIN_PIXELS = 2048         # stride-1 kernel gradients on images of this many output pixels or more ...
 ROW_TILE_BYTES = 3 << 20      # ... copy 1 x kw columns (`_rows_grad_weight`), in tiles of about this size
 _scratch = {}                 # (dtype, slot) -> reusable 1-D work buffer (grown on demand; not thread-safe)
@@ -192,8 +190,8 @@ def conv2d_forward(x, w, stride, padding):
         return _line_forward(x, wm.reshape(w.shape), Ho, Wo, padding)
     y = np.empty((N, Ho, Wo, O), x.dtype)
     if _is_pointwise(w.shape, stride, padding):
-        g = N if H * W >= IMAGE_MIN_ROWS else 1      # one product per image (see image_tiles)
-        np.matmul(x.reshape(g, -1, C), wm, out=y.reshape(g, -1, O))
+        for t0, t1, g in image_tiles(N, H * W, 1, N * H * W):    # one tile: g products, one per image
+            np.matmul(x.reshape(-1, C)[t0:t1].reshape(g, -1, C), wm, out=y.reshape(-1, O)[t0:t1].reshape(g, -1, O))
         return y
     (sh, sw), ((pt, _), (pl, _)) = stride, padding
     if C <= DIRECT_MAX_C:

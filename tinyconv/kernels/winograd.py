@@ -213,7 +213,8 @@ def conv2d_grad_input(gy, w, x_shape, stride, padding, m=2):
 
 def _convolve(x, U, padding, m):
     """y (N, Ho, Wo, O) from x (N, H, W, C) and the transformed kernel U (a*a, C, O): input transform, one BLAS
-    product per transform point, output transform, chunk by chunk of tile rows."""
+    product per transform point (and per image, where conv.image_tiles keeps images apart), output transform,
+    chunk by chunk of tile rows."""
     N, H, W, C = x.shape
     O = U.shape[2]
     (pt, pb), (pl, pr) = padding
