@@ -86,7 +86,7 @@ def test_a_face_gets_the_same_bits_alone_and_in_a_batch_up_to_block35():
 
 def test_winograd_4x4_only_by_rows_of_tiles(monkeypatch):
     """At 160 px FaceNet's convolutions take im2col, F(2x2) through BLAS, or F(4x4) by rows of tiles in the
-    79x79 and 77x77 stem layers and Block35's 3x3 32->32 (functional.conv_algorithm): there each tile is computed on its own, so F(4x4)'s
+    79x79, 77x77 and 38x38 stem layers and Block35's 3x3 32->32 (functional.conv_algorithm): there each tile is computed on its own, so F(4x4)'s
     larger float32 error gives an image the same bits alone and in a batch, and no layer takes F(4x4) through BLAS."""
     picked = []
     choose = F.conv_algorithm
@@ -94,7 +94,7 @@ def test_winograd_4x4_only_by_rows_of_tiles(monkeypatch):
     with no_grad():
         InceptionResNetV1().eval()(Tensor(np.zeros((2, 160, 160, 3), np.float32)))
     assert len(picked) == 132 and "winograd2" in picked and "winograd4" not in picked
-    assert picked.count("winograd4_rows") == 2 + 15    # the 79x79 and 77x77 stem layers, Block35's 3x3
+    assert picked.count("winograd4_rows") == 3 + 15    # the 79x79, 77x77 and 38x38 stem layers, Block35's 3x3
 
 
 def test_residual_scales_come_from_the_weights_file(weights_file, tmp_path):

@@ -299,10 +299,11 @@ def test_conv2d_scale_is_a_constant_of_the_output_channels():
 
 def test_conv_algorithm_auto_picks_winograd_for_wide_3x3_only():
     same, valid = ((1, 1), (1, 1)), ((0, 0), (0, 0))
-    assert F.conv_algorithm((1, 224, 224, 64), (3, 3, 64, 64), (1, 1), same) == "winograd4"    # VGG conv1_2
-    assert F.conv_algorithm((1, 224, 224, 48), (3, 3, 48, 64), (1, 1), same) == "winograd2"    # 64 channels each
-    assert F.conv_algorithm((1, 46, 46, 64), (3, 3, 64, 64), (1, 1), same) == "winograd2"      # 48x48 for F(4x4)
-    assert F.conv_algorithm((32, 35, 35, 33), (3, 3, 33, 48), (1, 1), same) == "winograd2"
+    assert F.conv_algorithm((1, 224, 224, 64), (3, 3, 64, 64), (1, 1), same) == "winograd4_rows"  # VGG conv1_2
+    assert F.conv_algorithm((1, 224, 224, 96), (3, 3, 96, 48), (1, 1), same) == "winograd2"    # 64 channels each
+    assert F.conv_algorithm((1, 46, 46, 96), (3, 3, 96, 96), (1, 1), same) == "winograd2"      # 48x48 for F(4x4)
+    assert F.conv_algorithm((1, 46, 46, 64), (3, 3, 64, 64), (1, 1), same) == "winograd4_rows"  # <= 80 inputs
+    assert F.conv_algorithm((32, 35, 35, 81), (3, 3, 81, 48), (1, 1), same) == "winograd2"
     assert F.conv_algorithm((32, 35, 35, 32), (3, 3, 32, 48), (1, 1), same) == "winograd4_rows"  # few channels
     assert F.conv_algorithm((1, 224, 224, 32), (3, 3, 32, 64), (1, 1), same) == "winograd4_rows"
     assert F.conv_algorithm((32, 79, 79, 32), (3, 3, 32, 32), (1, 1), valid) == "winograd4_rows"  # FaceNet's stem
@@ -310,12 +311,13 @@ def test_conv_algorithm_auto_picks_winograd_for_wide_3x3_only():
     assert F.conv_algorithm((32, 17, 17, 32), (3, 3, 32, 32), (1, 1), same) == "winograd4_rows"  # Block35
     assert F.conv_algorithm((1, 23, 23, 32), (3, 3, 32, 64), (1, 1), valid) == "winograd4_rows"  # MTCNN O-Net
     assert F.conv_algorithm((1, 16, 16, 32), (3, 3, 32, 32), (1, 1), valid) == "im2col"          # 14x14
-    assert F.conv_algorithm((32, 38, 38, 80), (3, 3, 80, 192), (1, 1), valid) == "winograd2"   # FaceNet's stem
+    assert F.conv_algorithm((32, 38, 38, 80), (3, 3, 80, 192), (1, 1), valid) == "winograd4_rows"  # FaceNet's stem
     assert F.conv_algorithm((1, 56, 56, 128), (3, 3, 128, 256), (1, 1), same) == "winograd4"
     assert F.conv_algorithm((1, 64, 64, 512), (3, 3, 512, 512), (1, 1), same) == "winograd4"
     assert F.conv_algorithm((1, 28, 28, 512), (3, 3, 512, 512), (1, 1), same) == "winograd2"   # 48x48 for F(4x4)
     assert F.conv_algorithm((64, 28, 28, 512), (3, 3, 512, 512), (1, 1), same) == "winograd2"  # never by the batch
-    assert F.conv_algorithm((32, 17, 17, 192), (3, 3, 192, 192), (1, 1), same) == "im2col"     # small image
+    assert F.conv_algorithm((32, 17, 17, 192), (3, 3, 192, 192), (1, 1), same) == "winograd2"  # 256 pixels
+    assert F.conv_algorithm((32, 15, 15, 192), (3, 3, 192, 192), (1, 1), same) == "im2col"     # fewer
     assert F.conv_algorithm((1, 224, 224, 3), (3, 3, 3, 64), (1, 1), same) == "im2col"        # RGB input
     assert F.conv_algorithm((1, 56, 56, 64), (3, 3, 64, 64), (2, 2), same) == "im2col"        # stride 2
     assert F.conv_algorithm((1, 287, 383, 16), (3, 3, 16, 32), (1, 1), ((0, 0), (0, 0))) == "im2col"  # direct

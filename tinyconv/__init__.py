@@ -10,6 +10,7 @@ import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "1")
+os.environ.setdefault("NUMBA_SLP_VECTORIZE", "1")
 
 from .tensor import Tensor, no_grad, is_grad_enabled  # noqa: E402
 from . import functional  # noqa: E402  (binds Tensor's operators)

@@ -410,7 +410,7 @@ CONV_PATHS = {            # name -> (forward, grad_input) kernels, conv.conv2d_f
     "winograd4_rows": (functools.partial(winograd_rows.conv2d_forward, m=4),
                        functools.partial(winograd_kernels.conv2d_grad_input, m=4)),
 }
-ROWS_MAX_C = 32           # winograd4_rows takes 3x3 layers with up to this many input channels (conv_algorithm)
+ROWS_MAX_C = 80           # winograd4_rows takes 3x3 layers with up to this many input channels (conv_algorithm)
 
 
 def conv_algorithm(x_shape, w_shape, stride, pads):
@@ -453,11 +453,11 @@ def conv_algorithm(x_shape, w_shape, stride, pads):
         return "im2col"     # conv2d_forward's direct kernel: faster on few input channels (MTCNN P-Net's 16 -> 32)
     channels = builtins.min(w_shape[2:])
     side = builtins.min(x_shape[1] + builtins.sum(pads[0]) - 2, x_shape[2] + builtins.sum(pads[1]) - 2)
-    if channels >= 64 and side >= 48:
-        return "winograd4"
     if channels >= 16 and side >= 16 and w_shape[2] <= ROWS_MAX_C:
         return "winograd4_rows"
-    if channels >= 16 and side >= 24:
+    if channels >= 64 and side >= 48:
+        return "winograd4"
+    if channels >= 16 and side >= 16:
         return "winograd2"
     return "im2col"
 

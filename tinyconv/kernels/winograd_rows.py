@@ -14,57 +14,52 @@ results depend on where a row falls in the matrix), which is what FaceNet's batc
 import numpy as np
 from numba import njit, prange
 
-from tinyconv.kernels import winograd
+from tinyconv.kernels import registers, winograd
 from tinyconv.kernels.conv import work_buffer
+
+
+TILES, OUTS = 4, 16   # _products' block: 4 tiles x 16 output channels, 8 AVX2 registers of float32
+_block = registers.stack_array((TILES, OUTS))
 
 
 @njit(fastmath={"contract"}, cache=True)
 def _products(V, U, M):
     """M[k] = V[k] @ U[k] for every transform point k; V (P, T, C), U (P, C, O), M (P, T, O).
 
-    Outer products, vectorised along the output channels: each pass adds 2 input channels of 4 tiles to their 4
-    rows of M, so a row of U loaded serves 4 tiles and a row of M loaded and stored takes 2 multiply-adds per
-    value; the sum along C runs in order, one fused multiply-add at a time. FaceNet's 77x77 32->64 at batch 32,
-    F(2x2), in process (ms, with the transforms): 103-105 (dot products along C, 2 tiles x 2 output channels at a
-    time, as before: 121); 2 tiles x 4 input channels, 4 x 4, 8 x 2, 2 x 8 and 1 x 8 measured no faster (98-131
-    on a noisy machine). The loop along O is short (32, 64): LLVM checks that M and U do not overlap at each entry,
-    and that and the stores of M cap this at about 45 GFLOP/s on 2 cores. The last T % 4 tiles go one at a time.
+    Register-blocked: a block of TILES tiles x OUTS output channels is summed in a stack array that LLVM keeps
+    in registers (kernels/registers.py), one pass along C: per input channel, OUTS values of U loaded serve TILES
+    tiles, and M is written once. The sum along C runs in order, one fused multiply-add at a time, so a tile's
+    result does not depend on its neighbours. Tiles and channels past the last whole block go one at a time.
+    FaceNet's shapes, V (36, 20, 32), on 2 threads: 136 GFLOP/s with U (36, 32, 64), 139 with (36, 32, 32);
+    the former kernel, 4 rows of M updated in memory along O, 38-43 (/work/scratch/s20/micro.py).
     """
     P, T, C = V.shape
     O = U.shape[2]
+    Tb, Ob = T - T % TILES, O - O % OUTS
     for k in range(P):
-        for t in range(T - T % 4, T):
-            mt, vt = M[k, t], V[k, t]
+        for t0 in range(0, Tb, TILES):
+            for o0 in range(0, Ob, OUTS):
+                acc = _block(V.dtype)
+                for j in range(TILES):
+                    for o in range(OUTS):
+                        acc[j, o] = 0
+                for c in range(C):
+                    u = U[k, c, o0:o0 + OUTS]
+                    for j in range(TILES):
+                        v = V[k, t0 + j, c]
+                        for o in range(OUTS):
+                            acc[j, o] += v * u[o]
+                for j in range(TILES):
+                    for o in range(OUTS):
+                        M[k, t0 + j, o0 + o] = acc[j, o]
+        for t in range(T):                # the rest: outputs Ob.. of the blocked tiles, all outputs of the others
+            mt, vt = M[k, t, Ob:] if t < Tb else M[k, t], V[k, t]
+            u0 = Ob if t < Tb else 0
             mt[:] = 0
             for c in range(C):
-                u0, a0 = U[k, c], vt[c]
-                for o in range(O):
-                    mt[o] += a0 * u0[o]
-        for t in range(0, T - 3, 4):
-            m0, m1, m2, m3 = M[k, t], M[k, t + 1], M[k, t + 2], M[k, t + 3]
-            v0, v1, v2, v3 = V[k, t], V[k, t + 1], V[k, t + 2], V[k, t + 3]
-            m0[:] = 0
-            m1[:] = 0
-            m2[:] = 0
-            m3[:] = 0
-            for c in range(0, C - 1, 2):
-                u0, u1 = U[k, c], U[k, c + 1]
-                a0, a1, b0, b1 = v0[c], v0[c + 1], v1[c], v1[c + 1]
-                c0, c1, d0, d1 = v2[c], v2[c + 1], v3[c], v3[c + 1]
-                for o in range(O):
-                    m0[o] = m0[o] + a0 * u0[o] + a1 * u1[o]
-                    m1[o] = m1[o] + b0 * u0[o] + b1 * u1[o]
-                    m2[o] = m2[o] + c0 * u0[o] + c1 * u1[o]
-                    m3[o] = m3[o] + d0 * u0[o] + d1 * u1[o]
-            if C % 2:
-                c = C - 1
-                u0 = U[k, c]
-                a0, b0, c0, d0 = v0[c], v1[c], v2[c], v3[c]
-                for o in range(O):
-                    m0[o] += a0 * u0[o]
-                    m1[o] += b0 * u0[o]
-                    m2[o] += c0 * u0[o]
-                    m3[o] += d0 * u0[o]
+                a0, uc = vt[c], U[k, c, u0:]
+                for o in range(mt.size):
+                    mt[o] += a0 * uc[o]
 
 
 def _row_kernel(m):
