@@ -412,7 +412,7 @@ def test_numba_cache_is_reused_by_a_new_process():
         "dot.dot(x[0, 0], w[0, 0])\n"
         "kernels.avg_pool2d_backward(kernels.avg_pool2d_forward(x, (2, 2), s, p), x.shape, (2, 2), s, p)\n"
         "fns = [im2col.im2col, im2col.col2im_add, conv._direct_forward, pool._max_forward, pool._max_backward,\n"
-        "       pool._avg_forward, pool._avg_backward, pool._max_values, dot._small_dot]\n"
+        "       pool._avg_forward, pool._avg_backward, pool._max_values, dot.matmul_block]\n"
         "count = lambda stat: sum(sum(getattr(f.stats, stat).values()) for f in fns)\n"
         "print(count('cache_hits'), count('cache_misses'))\n"
     )

@@ -35,7 +35,7 @@ Output dtype follows x (float32 or float64); w is cast to it if needed.
 import numpy as np
 from numba import njit, prange
 
-from tinyconv.kernels import geometry
+from tinyconv.kernels import dot, geometry
 from tinyconv.kernels.im2col import col2im_add, im2col
 
 DIRECT_MAX_C = 16             # forward passes with at most this many input channels skip im2col ...
@@ -43,6 +43,7 @@ DIRECT_TILE_BYTES = 16 << 10  # ... and accumulate pieces of output rows of abou
 TILE_BYTES = 8 << 20          # target size of one tile of the column matrix ...
 MIN_TILE_PIXELS = 2048        # ... unless that leaves fewer output pixels (matrix rows) than this
 IMAGE_MIN_ROWS = 256          # products never span images of at least this many output pixels (image_tiles)
+THIN = 96                     # 1x1 forward passes with at most this many input or output channels: dot.matmul
 ROW_MIN_PIXELS = 2048         # stride-1 kernel gradients on images of this many output pixels or more ...
 ROW_TILE_BYTES = 3 << 20      # ... copy 1 x kw columns (`_rows_grad_weight`), in tiles of about this size
 _scratch = {}                 # (dtype, slot) -> reusable 1-D work buffer (grown on demand; not thread-safe)
@@ -190,6 +191,9 @@ def conv2d_forward(x, w, stride, padding):
         return _line_forward(x, wm.reshape(w.shape), Ho, Wo, padding)
     y = np.empty((N, Ho, Wo, O), x.dtype)
     if _is_pointwise(w.shape, stride, padding):
+        if min(C, O) <= THIN:                                     # thin: register-blocked in Numba
+            dot.matmul(x.reshape(-1, C), wm, y.reshape(-1, O))
+            return y
         for t0, t1, g in image_tiles(N, H * W, 1, N * H * W):    # one tile: g products, one per image
             np.matmul(x.reshape(-1, C)[t0:t1].reshape(g, -1, C), wm, out=y.reshape(-1, O)[t0:t1].reshape(g, -1, O))
         return y

@@ -14,52 +14,16 @@ results depend on where a row falls in the matrix), which is what FaceNet's batc
 import numpy as np
 from numba import njit, prange
 
-from tinyconv.kernels import registers, winograd
+from tinyconv.kernels import dot, winograd
 from tinyconv.kernels.conv import work_buffer
 
 
-TILES, OUTS = 4, 16   # _products' block: 4 tiles x 16 output channels, 8 AVX2 registers of float32
-_block = registers.stack_array((TILES, OUTS))
-
-
-@njit(fastmath={"contract"}, cache=True)
+@njit(cache=True)
 def _products(V, U, M):
-    """M[k] = V[k] @ U[k] for every transform point k; V (P, T, C), U (P, C, O), M (P, T, O).
-
-    Register-blocked: a block of TILES tiles x OUTS output channels is summed in a stack array that LLVM keeps
-    in registers (kernels/registers.py), one pass along C: per input channel, OUTS values of U loaded serve TILES
-    tiles, and M is written once. The sum along C runs in order, one fused multiply-add at a time, so a tile's
-    result does not depend on its neighbours. Tiles and channels past the last whole block go one at a time.
-    FaceNet's shapes, V (36, 20, 32), on 2 threads: 136 GFLOP/s with U (36, 32, 64), 139 with (36, 32, 32);
-    the former kernel, 4 rows of M updated in memory along O, 38-43 (/work/scratch/s20/micro.py).
-    """
-    P, T, C = V.shape
-    O = U.shape[2]
-    Tb, Ob = T - T % TILES, O - O % OUTS
-    for k in range(P):
-        for t0 in range(0, Tb, TILES):
-            for o0 in range(0, Ob, OUTS):
-                acc = _block(V.dtype)
-                for j in range(TILES):
-                    for o in range(OUTS):
-                        acc[j, o] = 0
-                for c in range(C):
-                    u = U[k, c, o0:o0 + OUTS]
-                    for j in range(TILES):
-                        v = V[k, t0 + j, c]
-                        for o in range(OUTS):
-                            acc[j, o] += v * u[o]
-                for j in range(TILES):
-                    for o in range(OUTS):
-                        M[k, t0 + j, o0 + o] = acc[j, o]
-        for t in range(T):                # the rest: outputs Ob.. of the blocked tiles, all outputs of the others
-            mt, vt = M[k, t, Ob:] if t < Tb else M[k, t], V[k, t]
-            u0 = Ob if t < Tb else 0
-            mt[:] = 0
-            for c in range(C):
-                a0, uc = vt[c], U[k, c, u0:]
-                for o in range(mt.size):
-                    mt[o] += a0 * uc[o]
+    """M[k] = V[k] @ U[k] for every transform point k; V (P, T, C), U (P, C, O), M (P, T, O): register-blocked
+    (dot.matmul_block), each tile's sums along C in order."""
+    for k in range(V.shape[0]):
+        dot.matmul_block(V[k], U[k], M[k])
 
 
 def _row_kernel(m):
