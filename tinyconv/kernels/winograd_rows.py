@@ -26,6 +26,20 @@ def _products(V, U, M):
         dot.matmul_block(V[k], U[k], M[k])
 
 
+@njit(fastmath={"nsz", "contract"}, cache=True)
+def _rows_times(A, X, Z):
+    """Z (r, L) += A (r, k) @ X (k, L) for a small constant A (BT, AT) and long rows: one multiply-add pass along
+    a row of X per nonzero entry of A (the zeros are skipped)."""
+    for r in range(A.shape[0]):
+        z = Z[r]
+        for i in range(A.shape[1]):
+            b = A[r, i]
+            if b != 0:
+                xi = X[i]
+                for e in range(z.size):
+                    z[e] += b * xi[e]
+
+
 def _row_kernel(m):
     """The Numba kernel of F(m x m) by rows of tiles (m = 2 or 4), with BT and AT frozen into its code as
     constants: LLVM unrolls the loops over them and drops the zero terms, so each stage is one pass along the
@@ -51,47 +65,34 @@ def _row_kernel(m):
                 h = oh - pt + k
                 if 0 <= h < H:
                     R[k, pl:pl + W] = x[n, h]
-            S = np.empty((a, cols, C), x.dtype)   # BT @ R, down each column
-            for j in range(cols):
-                for c in range(C):
-                    for i in range(a):
-                        s = x.dtype.type(0)
-                        for k in range(a):
-                            if BT[i, k] != 0:
-                                s += BT[i, k] * R[k, j, c]
-                        S[i, j, c] = s
-            V = np.empty((a * a, tW, C), x.dtype)  # V[i*a + l, tile] = (S BT.T)[i, l] over the tile's a columns
-            for tj in range(tW):
-                for i in range(a):
-                    for c in range(C):
-                        for l in range(a):
-                            v = x.dtype.type(0)
-                            for j in range(a):
-                                if BT[l, j] != 0:
-                                    v += BT[l, j] * S[i, tj * m + j, c]
-                            V[i * a + l, tj, c] = v
-            M = np.empty((a * a, tW, O), y.dtype)
-            _products(V, U, M)
-            t = np.empty((m, a, O), y.dtype)      # AT @ M, one tile at a time
-            for tj in range(tW):
+            S = np.zeros((a, cols, C), x.dtype)   # BT @ R, down the columns
+            _rows_times(BT, R.reshape(a, cols * C), S.reshape(a, cols * C))
+            V = np.zeros((a, a, tW, C), x.dtype)  # V[i, l, tile] = (S BT.T)[i, l] over the tile's a columns
+            for l in range(a):
                 for j in range(a):
-                    for o in range(O):
+                    b = BT[l, j]
+                    if b != 0:
+                        for i in range(a):
+                            for tj in range(tW):
+                                v, s = V[i, l, tj], S[i, tj * m + j]
+                                for c in range(C):
+                                    v[c] += b * s[c]
+            M = np.empty((a * a, tW, O), y.dtype)
+            _products(V.reshape(a * a, tW, C), U, M)
+            T = np.zeros((m, a, tW, O), y.dtype)  # AT @ M, M seen as (a, a*tW*O)
+            _rows_times(AT, M.reshape(a, a * tW * O), T.reshape(m, a * tW * O))
+            Y = np.zeros((m, tW, m, O), y.dtype)  # (AT M) AT.T over each tile's a columns: the row of whole tiles
+            for v_ in range(m):
+                for j in range(a):
+                    b = AT[v_, j]
+                    if b != 0:
                         for u in range(m):
-                            s = y.dtype.type(0)
-                            for i in range(a):
-                                if AT[u, i] != 0:
-                                    s += AT[u, i] * M[i * a + j, tj, o]
-                            t[u, j, o] = s
-                ow = tj * m
-                for u in range(min(m, Ho - oh)):  # y = (AT M) AT.T, the tile's cells inside y
-                    for v_ in range(min(m, Wo - ow)):
-                        out = y[n, oh + u, ow + v_]
-                        for o in range(O):
-                            s = y.dtype.type(0)
-                            for j in range(a):
-                                if AT[v_, j] != 0:
-                                    s += AT[v_, j] * t[u, j, o]
-                            out[o] = s
+                            for tj in range(tW):
+                                out, t = Y[u, tj, v_], T[u, j, tj]
+                                for o in range(O):
+                                    out[o] += b * t[o]
+            for u in range(min(m, Ho - oh)):      # the cells inside y
+                y[n, oh + u] = Y[u].reshape(tW * m, O)[:Wo]
         return y
     return rows
 
