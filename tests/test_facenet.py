@@ -86,8 +86,9 @@ def test_a_face_gets_the_same_bits_alone_and_in_a_batch_up_to_block35():
 
 def test_winograd_4x4_only_by_rows_of_tiles(monkeypatch):
     """At 160 px FaceNet's convolutions take im2col, F(2x2) through BLAS, or F(4x4) by rows of tiles in the
-    79x79, 77x77 and 38x38 stem layers and Block35's 3x3 32->32 (functional.conv_algorithm): there each tile is computed on its own, so F(4x4)'s
-    larger float32 error gives an image the same bits alone and in a batch, and no layer takes F(4x4) through BLAS."""
+    79x79, 77x77 and 38x38 stem layers and Block35's 3x3 32->32 (functional.conv_algorithm): there each tile is
+    computed on its own, so F(4x4)'s larger float32 error gives an image the same bits alone and in a batch, and
+    no layer takes F(4x4) through BLAS."""
     picked = []
     choose = F.conv_algorithm
     monkeypatch.setattr(F, "conv_algorithm", lambda *shapes: picked.append(choose(*shapes)) or picked[-1])

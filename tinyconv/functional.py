@@ -417,28 +417,28 @@ def conv_algorithm(x_shape, w_shape, stride, pads):
     """The name of the CONV_PATHS entry conv2d uses for the forward pass and the input gradient of this shape.
 
     "auto", for 3x3 stride-1 kernels (every other kernel takes im2col), by the channel counts and the output size
-    per image, never by the batch size (an image gets the same arithmetic alone or in a batch). Measured forward
-    times in process on 2 cores (ms):
-    - Winograd F(4x4, 3x3) when both channel counts are at least 64 and the output at least 48x48: the fewest
-      multiplications. VGG conv1_2 at 224 px 33 (F(2x2) 42, im2col 77; input gradient 34 against 42), conv3_1
-      12.2 (F(2x2) 12.5, im2col 19.0); at 512 px (style transfer) conv1_2 262 (F(2x2) 292), conv2_1 80 (109),
+    per image, never by the batch size (an image gets the same arithmetic alone or in a batch), in this order.
+    Measured forward times in process on 2 cores (ms; /work/scratch/s20/paths.py in issue 12's notes):
+    - Winograd F(4x4, 3x3) by rows of tiles in one Numba pass (winograd_rows.py) when the kernel has at most
+      ROWS_MAX_C input channels and at least 16 on both sides, on outputs of 16x16 or more: BLAS runs those thin
+      products badly, and the register-blocked products and row-long transforms beat it up to 80 input channels.
+      FaceNet at batch 32: 77x77 32->64 48-50 (BLAS F(2x2) 177-187, im2col 147-174), 38x38 80->192 54 (BLAS
+      F(2x2) 93, im2col 111; batch 1: 2.1, 3.1, 3.6); VGG at 224 px: conv1_2 23.5 (BLAS F(4x4) 28.6, F(2x2)
+      35.9), conv2_1 9.5 (10.7, 15.2); 40x40 64->64 1.0 (BLAS F(2x2) 1.1), 20x20 64->128 0.50 (0.70). With 128
+      input channels the two are even (56x56 5.4 against BLAS F(4x4) 5.5, 18x18 1.1 against F(2x2) 0.9), with
+      192 BLAS wins (17x17 at batch 32: 43 against 37). Each tile is computed on its own, so these layers give an
+      image the same bits alone and in a batch, F(4x4)'s error included.
+    - Winograd F(4x4, 3x3) through BLAS when both channel counts are at least 64 and the output at least 48x48: the
+      fewest multiplications. VGG conv3_1 at 224 px 12.2 (F(2x2) 12.5, im2col 19.0); at 512 px (style transfer)
       conv2_2 to conv4_3 1.6-3.6x im2col's speed, 1.3-1.9x F(2x2)'s. Its float32 error is 5x F(2x2)'s
       (winograd.py): harmless for style transfer; through BLAS it once moved a FaceNet face's distance between
       its encoding in a batch and alone from 6e-7 to 1.2e-6 (the course's check is 1e-6). No FaceNet layer at
-      160 px has 64 channels on both sides at 48x48 (tests/test_facenet.py checks that none takes it).
-    - Winograd F(2x2, 3x3) through BLAS when both channel counts are at least 16 and the output at least 24x24:
-      VGG conv4_2 at 224 px 25 (im2col 31; F(4x4)'s kernel transform, 4x the kernel, costs more than it saves on
-      28x28), FaceNet at batch 32: 38x38 80->192 107 (im2col 141; F(4x4) by rows 78, but allowing 80 input
-      channels there would move VGG's 64-channel layers on small images to rows, slower at batch 1).
-      Smaller outputs stay with im2col (FaceNet's 17x17 192->192 and 8x8 256->256: F(2x2) is faster at batch 32,
-      50 against 72 and 28 against 42 ms, but slower at batch 1, 12 against 5.5 and 2.1 against 1.3).
-    - Winograd F(4x4, 3x3) by rows of tiles in one Numba pass (winograd_rows.py) when the kernel has at most
-      ROWS_MAX_C input channels and at least 16 on both sides, on outputs of 16x16 or more: BLAS runs those thin
-      products badly. FaceNet at batch 32: 79x79 32->32 60-64 (F(2x2) by rows 73-81, BLAS F(2x2) 105-128, im2col
-      82-108), 77x77 32->64 82-98 (F(2x2) by rows 99-115, BLAS 177-187, im2col 147-174), Block35's 17x17 32->32
-      4.6 (im2col 6.8, BLAS F(2x2) 5.7; batch 1: 0.28 against 0.27); MTCNN O-Net's 23x23 32->64 on 40 crops 10.4
-      (im2col 14.5). Each tile is computed on its own, so these layers give an image the same bits alone and in
-      a batch, F(4x4)'s error included.
+      160 px takes it (tests/test_facenet.py checks).
+    - Winograd F(2x2, 3x3) through BLAS when both channel counts are at least 16 and the output at least 16x16
+      (256 pixels, so that image_tiles keeps each image's products apart): VGG conv4_2 at 224 px 25 (im2col 31;
+      F(4x4)'s kernel transform, 4x the kernel, costs more than it saves on 28x28), 16x16 512->512 7.4 (im2col
+      9.3), 20x20 256->256 3.3 (4.5); FaceNet's 17x17 192->192 at batch 32 37 (im2col 61), batch 1 1.5-2.0
+      (1.9).
     - im2col (kernels/conv.py) otherwise: small images, few channels, RGB inputs. It is the general case and the
       reference. It also holds the direct kernel that convolutions with at most conv.DIRECT_MAX_C input
       channels take, checked first: faster than Winograd there (MTCNN P-Net's 16 -> 32 at 381x285: 19.8 against
