@@ -418,7 +418,7 @@ def conv_algorithm(x_shape, w_shape, stride, pads):
 
     "auto", for 3x3 stride-1 kernels (every other kernel takes im2col), by the channel counts and the output size
     per image, never by the batch size (an image gets the same arithmetic alone or in a batch), in this order.
-    Measured forward times in process on 2 cores (ms; /work/scratch/s20/paths.py in issue 12's notes):
+    Measured forward times in process on 2 cores (ms):
     - Winograd F(4x4, 3x3) by rows of tiles in one Numba pass (winograd_rows.py) when the kernel has at most
       ROWS_MAX_C input channels and at least 16 on both sides, on outputs of 16x16 or more: BLAS runs those thin
       products badly, and the register-blocked products and row-long transforms beat it up to 80 input channels.

@@ -12,7 +12,7 @@ thread takes a row of tiles at a time and keeps its V (a*a, tW, C), M (a*a, tW, 
 Each transform is a few multiply-add passes along long contiguous rows, one per nonzero entry of BT or AT
 (`_rows_times`). FaceNet's 77x77 32 -> 64 at batch 32, in process: 187 ms through BLAS, 82-98 by rows with the
 products updating M in memory and the transforms one tile at a time, 48-50 as here (transforms alone 52-57 ms
-then, 31 now; scratch scripts of issue 12's notes).
+then, 31 now).
 
 Each tile is computed on its own, in a fixed order: an image gets the same bits alone and in a batch (BLAS's
 results depend on where a row falls in the matrix), which is what FaceNet's batch/alone check needs.
