@@ -288,6 +288,20 @@ def test_dot_matches_numpy_on_one_thread_or_blas(m, k, n, dtype):
         np.testing.assert_allclose(out, expected, **tol)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("m, k, n", [(1, 1, 1), (3, 7, 15), (4, 1, 16), (130, 256, 32), (700, 32, 64), (37, 50, 40)])
+def test_register_blocked_products_give_each_row_the_same_bits_alone(m, k, n, dtype):
+    """dot.matmul_block (one thread) and dot.matmul (rows in parallel) agree with float64 and with each other to
+    the bit, and a row multiplied alone (no block at all) gets the same bits as inside the blocks."""
+    a, b = random((m, k), dtype, seed=13), random((k, n), dtype, seed=14)
+    blocked = dot.matmul_block(a, b, np.full((m, n), np.nan, dtype))
+    tol = dict(rtol=1e-5, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(blocked, a.astype(np.float64) @ b.astype(np.float64), **tol)
+    np.testing.assert_array_equal(dot.matmul(a, b, np.full((m, n), np.nan, dtype)), blocked)
+    for i in {0, m // 2, m - 1}:
+        np.testing.assert_array_equal(dot.matmul_block(a[i:i + 1], b, np.empty((1, n), dtype))[0], blocked[i])
+
+
 # ---------------------------------------------------------------- pooling
 
 @SETTINGS
