@@ -7,7 +7,7 @@ for a while and starve Numba's (and the other way round). Letting them sleep at 
 defaults apply only if numpy has not been imported yet, and never override a value the user set.
 
 NUMBA_SLP_VECTORIZE=1 (unless the user set it) turns on LLVM's SLP vectoriser, which Numba leaves off: it packs
-the register-blocked accumulators of kernels/dot.py into vector registers (FaceNet's Winograd products: 136
+the register-blocked accumulators of kernels/dot.py into vector registers (FaceNet's Winograd products: 117-136
 GFLOP/s on 2 cores with it, about 5 without). Numba reads that variable once, when it is imported, and its
 on-disk cache does not record it, so the setting is also given to Numba's config in case numba came first.
 """
